@@ -1,0 +1,42 @@
+# `make run`: set up what is missing, run every notebook, export the PDFs.
+# `make test`: set up what is missing, lint, run the test suite (fast mode).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+LINT_PATHS := helpers tests notebooks
+
+.PHONY: run fast test lint format setup system-packages clean
+
+run: setup
+	$(PY) -m helpers.pipeline
+
+fast: setup  ## the whole pipeline on a tiny subset, one epoch
+	$(PY) -m helpers.pipeline --fast
+
+test: setup lint
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff format --check $(LINT_PATHS)
+	$(PY) -m ruff check $(LINT_PATHS)
+
+format: setup
+	$(PY) -m ruff format $(LINT_PATHS)
+	$(PY) -m ruff check --fix $(LINT_PATHS)
+
+setup: system-packages $(STAMP)
+
+system-packages:
+	@bash tools/install-system-packages.sh
+
+# Rebuilt only when the requirements change; the stamp marks a finished install.
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -e '.[dev]'
+	touch $@
+
+clean:  ## remove generated outputs (keeps the .venv)
+	rm -rf artifacts reports/*.pdf

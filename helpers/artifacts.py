@@ -1,0 +1,106 @@
+"""Where outputs go, and writing them so an interrupted run never leaves half a file.
+
+Layout under the output folder (default ``artifacts/`` at the project root)::
+
+    figures/*.png   metrics/*.json   models/*.keras   predictions/*.npy
+    notebooks/*.ipynb (papermill outputs)   data_summary.json
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ARTIFACT_KINDS = ("figures", "metrics", "models", "predictions", "notebooks")
+
+
+def find_project_root(start: Path | None = None) -> Path | None:
+    """Return the nearest folder at or above ``start`` holding ``pyproject.toml``."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "helpers").is_dir():
+            return folder
+    return None
+
+
+def resolve_output_dir(output_dir: str | os.PathLike | None = None) -> Path:
+    """Return the artifacts folder: ``output_dir``, else ``<project>/artifacts``.
+
+    Outside a checkout of the project (e.g. a bare Colab kernel) the default is
+    ``./artifacts``.
+    """
+    if output_dir is not None:
+        return Path(output_dir).expanduser().resolve()
+    root = find_project_root() or Path.cwd()
+    return root / "artifacts"
+
+
+def artifact_path(
+    output_dir: str | os.PathLike | None, kind: str, filename: str
+) -> Path:
+    """Return ``<output_dir>/<kind>/<filename>``, creating the folder.
+
+    Raises:
+        ValueError: ``kind`` is not one of :data:`ARTIFACT_KINDS`.
+    """
+    if kind not in ARTIFACT_KINDS:
+        raise ValueError(f"kind must be one of {ARTIFACT_KINDS}, got {kind!r}")
+    folder = resolve_output_dir(output_dir) / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / filename
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` on success.
+
+    If the block raises (or the process dies), ``path`` keeps its old content and the
+    temporary file is removed (or left as ``.<name>.*.tmp``, never as ``path``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically and return the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def _to_builtin(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write ``data`` as indented JSON atomically; numpy values become plain ones."""
+    text = json.dumps(data, indent=2, default=_to_builtin, allow_nan=False)
+    return write_bytes_atomic(path, (text + "\n").encode())
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file written by :func:`write_json`."""
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,394 @@
+"""Find, verify and parse the Fashion-MNIST IDX files; split them 50k/10k/10k.
+
+The loader never downloads over a file it found: a missing, truncated, altered or
+malformed file raises :class:`DatasetError` naming the file, the folder it was read
+from and the fix. Only when no known place holds any of the files does it fall back
+to the Keras downloader.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+CLASS_NAMES: tuple[str, ...] = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+NUM_CLASSES = len(CLASS_NAMES)
+IMAGE_SHAPE = (28, 28)
+# Normalisation constants used across the literature (training-set pixel mean/std).
+REFERENCE_MEAN = 0.2860
+REFERENCE_STD = 0.3530
+
+ENV_VAR = "FASHION_MNIST_DIR"
+SYSTEM_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
+APT_HINT = "sudo apt-get install dataset-fashion-mnist"
+
+_IDX_UBYTE = 0x08  # IDX type code for unsigned bytes
+
+
+@dataclass(frozen=True)
+class IdxSpec:
+    """What one IDX file must contain.
+
+    Attributes:
+        name: File name without ``.gz`` (e.g. ``train-images-idx3-ubyte``).
+        shape: Array shape stored in the file, e.g. ``(60000, 28, 28)``.
+        sha256: Hex SHA-256 of the decompressed file.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    sha256: str
+
+    @property
+    def size(self) -> int:
+        """Decompressed size in bytes: 4-byte magic, 4 bytes per dim, then data."""
+        return 4 + 4 * len(self.shape) + int(np.prod(self.shape))
+
+
+# The four files in (x_train, y_train, x_test, y_test) order; checksums from DESIGN.md.
+FASHION_MNIST_FILES: tuple[IdxSpec, ...] = (
+    IdxSpec(
+        "train-images-idx3-ubyte",
+        (60000, 28, 28),
+        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    ),
+    IdxSpec(
+        "train-labels-idx1-ubyte",
+        (60000,),
+        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    ),
+    IdxSpec(
+        "t10k-images-idx3-ubyte",
+        (10000, 28, 28),
+        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    ),
+    IdxSpec(
+        "t10k-labels-idx1-ubyte",
+        (10000,),
+        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    ),
+)
+
+
+class DatasetError(RuntimeError):
+    """A Fashion-MNIST file is missing, truncated, altered or malformed."""
+
+
+def _fix_hint(folder: Path) -> str:
+    return (
+        f"Fix: replace the files in {folder} with good copies "
+        f"(`{APT_HINT}` installs them in {SYSTEM_DATA_DIR}), or point "
+        f"{ENV_VAR} or data_dir at a folder holding the four files."
+    )
+
+
+def keras_cache_dir() -> Path:
+    """Return the folder where ``keras.datasets.fashion_mnist`` caches its files."""
+    keras_home = os.environ.get("KERAS_HOME", str(Path.home() / ".keras"))
+    return Path(keras_home) / "datasets" / "fashion-mnist"
+
+
+def candidate_dirs(
+    data_dir: str | os.PathLike | None = None,
+) -> list[tuple[Path, bool]]:
+    """List the folders to search, in order, each with whether it was asked for.
+
+    Args:
+        data_dir: An explicit folder; it is searched first.
+
+    Returns:
+        ``(folder, explicit)`` pairs: ``data_dir``, ``$FASHION_MNIST_DIR``, the Keras
+        cache, then the Debian package folder. Explicit folders must hold the files.
+    """
+    dirs: list[tuple[Path, bool]] = []
+    if data_dir is not None:
+        dirs.append((Path(data_dir).expanduser(), True))
+    if os.environ.get(ENV_VAR):
+        dirs.append((Path(os.environ[ENV_VAR]).expanduser(), True))
+    dirs.append((keras_cache_dir(), False))
+    dirs.append((SYSTEM_DATA_DIR, False))
+    return dirs
+
+
+def find_idx_file(folder: Path, spec: IdxSpec) -> Path | None:
+    """Return ``folder/<name>.gz`` or ``folder/<name>``, whichever exists first."""
+    for candidate in (folder / f"{spec.name}.gz", folder / spec.name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_decompressed(path: Path) -> bytes:
+    raw = path.read_bytes()
+    if raw[:2] != b"\x1f\x8b":  # not gzip: a plain IDX file
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (EOFError, OSError, zlib.error) as err:
+        raise DatasetError(
+            f"{path.name} in {path.parent} is a damaged gzip file ({err}). "
+            + _fix_hint(path.parent)
+        ) from err
+
+
+def read_idx(path: str | os.PathLike, spec: IdxSpec) -> np.ndarray:
+    """Read one IDX file (plain or gzip) and check it against ``spec``.
+
+    Args:
+        path: The file to read.
+        spec: Expected shape and SHA-256 of the decompressed bytes.
+
+    Returns:
+        A uint8 array of shape ``spec.shape``.
+
+    Raises:
+        DatasetError: the file is unreadable, truncated, has the wrong magic number
+            or dimensions, or its checksum differs.
+    """
+    path = Path(path)
+    where = f"{path.name} in {path.parent}"
+    data = _read_decompressed(path)
+    header_len = 4 + 4 * len(spec.shape)
+    if len(data) < header_len:
+        raise DatasetError(
+            f"{where} is truncated: {len(data)} bytes, shorter than its "
+            f"{header_len}-byte header. " + _fix_hint(path.parent)
+        )
+    zero, dtype_code, ndim = data[0:2], data[2], data[3]
+    if zero != b"\x00\x00" or dtype_code != _IDX_UBYTE or ndim != len(spec.shape):
+        raise DatasetError(
+            f"{where} has magic number 0x{data[:4].hex()}, expected "
+            f"0x0000{_IDX_UBYTE:02x}{len(spec.shape):02x} (unsigned bytes, "
+            f"{len(spec.shape)} dimensions): it is not this IDX file. "
+            + _fix_hint(path.parent)
+        )
+    dims = tuple(
+        int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)
+    )
+    if dims != spec.shape:
+        raise DatasetError(
+            f"{where} has dimensions {dims}, expected {spec.shape}. "
+            + _fix_hint(path.parent)
+        )
+    if len(data) != spec.size:
+        state = "truncated" if len(data) < spec.size else "too long"
+        raise DatasetError(
+            f"{where} is {state}: {len(data)} bytes decompressed, expected "
+            f"{spec.size}. " + _fix_hint(path.parent)
+        )
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != spec.sha256:
+        raise DatasetError(
+            f"{where} has been altered: SHA-256 {digest}, expected {spec.sha256}. "
+            + _fix_hint(path.parent)
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape(spec.shape)
+
+
+def _load_folder(folder: Path) -> tuple[np.ndarray, ...]:
+    arrays = []
+    for spec in FASHION_MNIST_FILES:
+        path = find_idx_file(folder, spec)
+        if path is None:
+            raise DatasetError(
+                f"{spec.name}(.gz) is missing from {folder}, which holds other "
+                "Fashion-MNIST files. " + _fix_hint(folder)
+            )
+        arrays.append(read_idx(path, spec))
+    return tuple(arrays)
+
+
+def _download_with_keras() -> tuple[np.ndarray, ...]:
+    # Imported here: TensorFlow takes seconds to import and the download is rare.
+    import keras
+
+    try:
+        keras.datasets.fashion_mnist.load_data()
+    except Exception as err:  # any download failure gets the same fix
+        raise DatasetError(
+            "Fashion-MNIST was not found locally and the Keras download failed "
+            f"({type(err).__name__}: {err}). Searched: "
+            + ", ".join(str(d) for d, _ in candidate_dirs())
+            + f". Fix: `{APT_HINT}`, or set {ENV_VAR} to a folder holding the "
+            "four IDX files."
+        ) from err
+    return _load_folder(keras_cache_dir())  # verify what was downloaded
+
+
+def load_fashion_mnist(
+    data_dir: str | os.PathLike | None = None,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Load Fashion-MNIST from the first place that holds it, verified.
+
+    Searches ``data_dir``, ``$FASHION_MNIST_DIR``, the Keras cache and
+    ``/usr/share/datasets/fashion-mnist`` in that order; a folder is used when it
+    holds any of the four files. Downloads through Keras only when none does.
+
+    Args:
+        data_dir: Folder holding the four IDX files (``.gz`` or plain).
+
+    Returns:
+        ``(x_train, y_train), (x_test, y_test)``: uint8 arrays of shapes
+        (60000, 28, 28), (60000,), (10000, 28, 28) and (10000,), as
+        ``keras.datasets.fashion_mnist.load_data()`` returns them.
+
+    Raises:
+        DatasetError: a file is missing, truncated, altered or malformed, or an
+            explicitly given folder does not exist.
+    """
+    for folder, explicit in candidate_dirs(data_dir):
+        if explicit and not folder.is_dir():
+            raise DatasetError(
+                f"Fashion-MNIST folder {folder} does not exist. Fix: pass a folder "
+                f"holding the four IDX files, unset {ENV_VAR}, or `{APT_HINT}`."
+            )
+        found = any(find_idx_file(folder, s) for s in FASHION_MNIST_FILES)
+        if found or explicit:
+            x_train, y_train, x_test, y_test = _load_folder(folder)
+            return (x_train, y_train), (x_test, y_test)
+    x_train, y_train, x_test, y_test = _download_with_keras()
+    return (x_train, y_train), (x_test, y_test)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Train/validation/test arrays, uint8 images (n, 28, 28) and uint8 labels (n,)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    def sizes(self) -> dict[str, int]:
+        """Return the number of images in each split."""
+        return {split: len(y) for split, y in self.labels().items()}
+
+    def arrays(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Return ``(images, labels)`` of each split, keyed train/val/test."""
+        return {
+            "train": (self.x_train, self.y_train),
+            "val": (self.x_val, self.y_val),
+            "test": (self.x_test, self.y_test),
+        }
+
+    def labels(self) -> dict[str, np.ndarray]:
+        """Return the label array of each split, keyed train/val/test."""
+        return {split: y for split, (_, y) in self.arrays().items()}
+
+
+def split_indices(
+    y: np.ndarray, val_size: int, seed: int | None = 42, stratify: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Choose which training images become the validation set.
+
+    Args:
+        y: Labels of the full training set, shape (n,).
+        val_size: Number of validation images.
+        seed: Random seed; with ``stratify=False`` and ``seed=None`` the validation
+            set is the last ``val_size`` images (the common Keras recipe).
+        stratify: Keep the class proportions in both parts.
+
+    Returns:
+        Sorted ``(train_idx, val_idx)`` int64 index arrays, disjoint, covering ``y``.
+
+    Raises:
+        ValueError: ``val_size`` is outside the allowed range.
+    """
+    n = len(y)
+    low = NUM_CLASSES if stratify else 1
+    high = n - low
+    if isinstance(val_size, bool) or not isinstance(val_size, (int, np.integer)):
+        raise ValueError(
+            f"val_size must be an int in [{low}, {high}], got {val_size!r}"
+        )
+    if not low <= val_size <= high:
+        raise ValueError(
+            f"val_size={val_size} is outside the allowed range [{low}, {high}] "
+            f"for {n} training images{' with stratify=True' if stratify else ''}."
+        )
+    indices = np.arange(n)
+    if not stratify and seed is None:
+        return indices[: n - val_size], indices[n - val_size :]
+    train_idx, val_idx = train_test_split(
+        indices, test_size=val_size, random_state=seed, stratify=y if stratify else None
+    )
+    return np.sort(train_idx), np.sort(val_idx)
+
+
+def load_splits(
+    data_dir: str | os.PathLike | None = None,
+    val_size: int = 10_000,
+    seed: int | None = 42,
+    stratify: bool = True,
+) -> Splits:
+    """Load Fashion-MNIST and split it 50k train / 10k validation / 10k test.
+
+    The validation set is drawn from the 60,000 official training images
+    (stratified: 1,000 per class by default); the official 10,000 test images are
+    the test set, untouched.
+
+    Args:
+        data_dir: Passed to :func:`load_fashion_mnist`.
+        val_size: Number of validation images.
+        seed: Seed of the split (same seed, same split).
+        stratify: Keep the class balance in train and validation.
+
+    Returns:
+        A frozen :class:`Splits` of uint8 arrays.
+    """
+    (x_train, y_train), (x_test, y_test) = load_fashion_mnist(data_dir)
+    train_idx, val_idx = split_indices(y_train, val_size, seed=seed, stratify=stratify)
+    return Splits(
+        x_train=x_train[train_idx],
+        y_train=y_train[train_idx],
+        x_val=x_train[val_idx],
+        y_val=y_train[val_idx],
+        x_test=x_test,
+        y_test=y_test,
+    )
+
+
+def scale_images(x: np.ndarray) -> np.ndarray:
+    """Scale uint8 pixels (n, 28, 28) to float32 in [0, 1], same shape."""
+    return x.astype(np.float32) / 255.0
+
+
+def flatten_images(x: np.ndarray) -> np.ndarray:
+    """Flatten images (n, 28, 28) to vectors (n, 784) for a fully connected net."""
+    return x.reshape(len(x), -1)
+
+
+def add_channel_axis(x: np.ndarray) -> np.ndarray:
+    """Add a trailing channel axis, (n, 28, 28) -> (n, 28, 28, 1), for a CNN."""
+    return x[..., np.newaxis]
+
+
+def class_mean_images(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Return the mean image of each class, float32 (10, 28, 28) in [0, 1]."""
+    return np.stack([scale_images(x[y == c]).mean(axis=0) for c in range(NUM_CLASSES)])
+
+
+def pixel_mean_std(x: np.ndarray) -> tuple[float, float]:
+    """Return the mean and standard deviation of all pixels scaled to [0, 1]."""
+    scaled = scale_images(x)
+    return float(scaled.mean(dtype=np.float64)), float(scaled.std(dtype=np.float64))

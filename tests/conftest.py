@@ -1,0 +1,79 @@
+"""Shared fixtures: tiny IDX files, an isolated data search path, a headless backend."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")  # no screen in CI
+
+from helpers import data
+
+REAL_DATA_DIR = data.SYSTEM_DATA_DIR
+needs_real_data = pytest.mark.skipif(
+    not all(data.find_idx_file(REAL_DATA_DIR, s) for s in data.FASHION_MNIST_FILES),
+    reason=f"Fashion-MNIST not installed in {REAL_DATA_DIR} (apt-get install "
+    "dataset-fashion-mnist)",
+)
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Encode a uint8 array as an IDX file (magic 0x0000080<ndim>, big-endian dims)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
+    return header + array.astype(np.uint8).tobytes()
+
+
+@pytest.fixture
+def isolated_search(tmp_path, monkeypatch):
+    """No env var, an empty Keras cache and an empty system folder; no downloads."""
+    monkeypatch.delenv(data.ENV_VAR, raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    monkeypatch.setattr(data, "SYSTEM_DATA_DIR", tmp_path / "system")
+
+    def no_download():
+        raise AssertionError("the loader tried to download")
+
+    monkeypatch.setattr(data, "_download_with_keras", no_download)
+    return tmp_path
+
+
+@pytest.fixture
+def tiny_dataset(isolated_search, monkeypatch):
+    """Write a tiny, valid 4-file dataset and make the loader expect exactly it.
+
+    Returns a function ``write(folder, gz=True) -> arrays`` that writes the four files
+    (20 train and 10 test images of 28x28) into ``folder``.
+    """
+    rng = np.random.default_rng(0)
+    arrays = (
+        rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+        np.arange(20, dtype=np.uint8) % 10,
+        rng.integers(0, 256, (10, 28, 28), dtype=np.uint8),
+        np.arange(10, dtype=np.uint8),
+    )
+    specs = tuple(
+        data.IdxSpec(
+            spec.name, array.shape, hashlib.sha256(idx_bytes(array)).hexdigest()
+        )
+        for spec, array in zip(data.FASHION_MNIST_FILES, arrays, strict=True)
+    )
+    monkeypatch.setattr(data, "FASHION_MNIST_FILES", specs)
+
+    def write(folder: Path, gz: bool = True) -> tuple[np.ndarray, ...]:
+        folder.mkdir(parents=True, exist_ok=True)
+        for spec, array in zip(specs, arrays, strict=True):
+            raw = idx_bytes(array)
+            if gz:
+                (folder / f"{spec.name}.gz").write_bytes(gzip.compress(raw))
+            else:
+                (folder / spec.name).write_bytes(raw)
+        return arrays
+
+    return write
