@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
 import tempfile
 from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +106,106 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
 def read_json(path: str | os.PathLike) -> Any:
     """Read a JSON file written by :func:`write_json`."""
     return json.loads(Path(path).read_text())
+
+
+def save_model(model: Any, path: str | os.PathLike) -> Path:
+    """Save a Keras model to ``path`` (``.keras``) atomically and return the path."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+    return Path(path)
+
+
+def save_array(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """Save ``array`` as ``.npy`` atomically and return the path."""
+    with atomic_path(path) as tmp:
+        np.save(tmp, array, allow_pickle=False)
+    return Path(path)
+
+
+def library_versions() -> dict[str, str]:
+    """Return the versions of Python and the libraries that shape the results."""
+
+    versions = {"python": platform.python_version()}
+    for package in ("tensorflow", "keras", "numpy", "scikit-learn"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def save_run(
+    run: str,
+    metrics: dict[str, Any],
+    model: Any,
+    probabilities: np.ndarray,
+    output_dir: str | os.PathLike | None = None,
+) -> dict[str, Path]:
+    """Write a run's model, test predictions and metrics, each atomically.
+
+    The metrics JSON is written last, so its presence marks a complete run.
+
+    Args:
+        run: Run name, e.g. ``"cnn-baseline"``.
+        metrics: JSON-serialisable metrics dict.
+        model: The trained Keras model.
+        probabilities: Test-set predicted probabilities, float32 (n, 10).
+        output_dir: Artifacts folder.
+
+    Returns:
+        The paths written, keyed ``model``, ``predictions`` and ``metrics``.
+    """
+    paths = {
+        "model": save_model(model, artifact_path(output_dir, "models", f"{run}.keras")),
+        "predictions": save_array(
+            artifact_path(output_dir, "predictions", f"{run}.npy"),
+            probabilities.astype(np.float32),
+        ),
+    }
+    paths["metrics"] = write_json(
+        artifact_path(output_dir, "metrics", f"{run}.json"), metrics
+    )
+    return paths
+
+
+def load_run_metrics(output_dir: str | os.PathLike | None = None) -> dict[str, dict]:
+    """Read every ``metrics/*.json`` of a run folder, keyed by run name (sorted)."""
+    folder = resolve_output_dir(output_dir) / "metrics"
+    return {path.stem: read_json(path) for path in sorted(folder.glob("*.json"))}
+
+
+def run_metrics(
+    run: str,
+    parameters: dict[str, Any],
+    result: Any,
+    scores: dict[str, Any],
+    timing: dict[str, Any],
+) -> dict[str, Any]:
+    """Assemble the metrics record of one run (the ``metrics/<run>.json`` content).
+
+    Args:
+        run: Run name, e.g. ``"ann-baseline"``.
+        parameters: The notebook parameters: model, variant, seed, epochs,
+            batch_size, learning_rate, fast, train_size, val_size, ...
+        result: A ``training.TrainResult``.
+        scores: ``evaluation.summarize_predictions`` output plus ``test_loss``.
+        timing: ``evaluation.measure_inference`` output.
+
+    Returns:
+        A JSON-serialisable dict.
+    """
+    return {
+        "run": run,
+        **parameters,
+        "params": int(result.model.count_params()),
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "train_seconds": result.train_seconds,
+        "seconds_per_epoch": result.train_seconds / max(result.epochs_run, 1),
+        "epoch_seconds": result.epoch_seconds,
+        "best_val_accuracy": result.best_val_accuracy,
+        **scores,
+        **timing,
+        "history": result.history,
+        "versions": library_versions(),
+    }

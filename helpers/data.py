@@ -291,6 +291,20 @@ class Splits:
             "test": (self.x_test, self.y_test),
         }
 
+    def subset(self, n_train: int, n_val: int) -> Splits:
+        """Return the first ``n_train`` training and ``n_val`` validation images.
+
+        The test set stays whole, so fast runs are scored on the same 10,000 images.
+        """
+        return Splits(
+            self.x_train[:n_train],
+            self.y_train[:n_train],
+            self.x_val[:n_val],
+            self.y_val[:n_val],
+            self.x_test,
+            self.y_test,
+        )
+
     def labels(self) -> dict[str, np.ndarray]:
         """Return the label array of each split, keyed train/val/test."""
         return {split: y for split, (_, y) in self.arrays().items()}
@@ -392,3 +406,19 @@ def pixel_mean_std(x: np.ndarray) -> tuple[float, float]:
     """Return the mean and standard deviation of all pixels scaled to [0, 1]."""
     scaled = scale_images(x)
     return float(scaled.mean(dtype=np.float64)), float(scaled.std(dtype=np.float64))
+
+
+def prepare_inputs(splits: Splits, model: str) -> tuple[np.ndarray, ...]:
+    """Scale every split to [0, 1] and shape it for ``model`` ("ann" or "cnn").
+
+    Returns:
+        ``(x_train, x_val, x_test)`` float32: (n, 784) for "ann", (n, 28, 28, 1)
+        for "cnn".
+    """
+    shape = {"ann": flatten_images, "cnn": add_channel_axis}
+    if model not in shape:
+        raise ValueError(f"model must be one of {sorted(shape)}, got {model!r}")
+    return tuple(
+        shape[model](scale_images(x))
+        for x in (splits.x_train, splits.x_val, splits.x_test)
+    )

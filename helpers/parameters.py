@@ -21,6 +21,19 @@ def check_int(name: str, value: Any, minimum: int = 0) -> int:
     return value
 
 
+def check_float(name: str, value: Any, minimum: float = 0.0) -> float:
+    """Return ``value`` as a float if it is a real number > ``minimum``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not value > minimum
+    ):
+        raise ValueError(
+            f"Parameter {name}={value!r} is not allowed: use a number > {minimum}."
+        )
+    return float(value)
+
+
 def check_bool(name: str, value: Any) -> bool:
     """Return ``value`` if it is True or False."""
     if not isinstance(value, bool):
@@ -56,3 +69,39 @@ def check_optional_dir(name: str, value: Any, must_exist: bool) -> Path | None:
             "Use None (search the default places) or an existing folder."
         )
     return path
+
+
+def check_training_parameters(
+    variants: Iterable[str],
+    variant: Any,
+    epochs: Any,
+    batch_size: Any,
+    learning_rate: Any,
+    seed: Any,
+    fast: Any,
+    data_dir: Any,
+) -> None:
+    """Check the parameters every modelling notebook shares; raise on the first bad one.
+
+    Args:
+        variants: The known variants of the notebook's model.
+        variant, epochs, batch_size, learning_rate, seed, fast, data_dir: The
+            notebook's parameters.
+    """
+    check_choice("variant", variant, variants)
+    check_int("epochs", epochs, minimum=1)
+    check_int("batch_size", batch_size, minimum=1)
+    check_float("learning_rate", learning_rate)
+    check_int("seed", seed)
+    check_bool("fast", fast)
+    check_optional_dir("data_dir", data_dir, must_exist=True)
+
+
+def check_batch_size(batch_size: int, train_size: int) -> int:
+    """Return ``batch_size`` if it is at most the number of training images."""
+    if batch_size > train_size:
+        raise ValueError(
+            f"Parameter batch_size={batch_size!r} is not allowed: use at most the "
+            f"{train_size:,} training images."
+        )
+    return batch_size

@@ -29,6 +29,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 DEFAULT_REPORTS_DIR = PROJECT_ROOT / "reports"
 KERNEL_NAME = "python3"
+HEADLESS_ENV = "HELPERS_HEADLESS"  # tells the kernels: log lines, no progress bars
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,13 @@ class NotebookRun:
 
 
 # The runs in order; one notebook may appear several times with other parameters.
-RUNS: tuple[NotebookRun, ...] = (NotebookRun("01_eda", "01_eda.ipynb"),)
+RUNS: tuple[NotebookRun, ...] = (
+    NotebookRun("01_eda", "01_eda.ipynb"),
+    NotebookRun("ann-baseline", "02_ann.ipynb", {"variant": "baseline"}),
+    NotebookRun("ann-dropout", "02_ann.ipynb", {"variant": "dropout"}),
+    NotebookRun("cnn-baseline", "03_cnn.ipynb", {"variant": "baseline"}),
+    NotebookRun("cnn-dropout", "03_cnn.ipynb", {"variant": "dropout"}),
+)
 
 
 class PipelineError(RuntimeError):
@@ -149,6 +156,7 @@ def run_pipeline(
         PipelineError: at the first run that fails.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # inherited by the kernels
+    os.environ[HEADLESS_ENV] = "1"
     pdfs = []
     for i, run in enumerate(runs, start=1):
         start = time.perf_counter()

@@ -7,6 +7,8 @@ notebooks display the returned figure, and :func:`save_figure` writes it as PNG.
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,13 +18,39 @@ import numpy as np
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from helpers.artifacts import artifact_path, atomic_path
-from helpers.data import CLASS_NAMES, NUM_CLASSES
+from helpers.data import CLASS_NAMES, IMAGE_SHAPE, NUM_CLASSES
 
 SPLIT_COLORS = {"train": "#4C72B0", "val": "#DD8452", "test": "#55A868"}
 IMAGE_CMAP = "gray_r"  # dark garment on white paper reads best in print
 HEATMAP_CMAP = "viridis"
+
+# seaborn's "colorblind" palette, written out so the colours never depend on a theme.
+RUN_PALETTE: tuple[str, ...] = (
+    "#0173b2",
+    "#de8f05",
+    "#029e73",
+    "#d55e00",
+    "#cc78bc",
+    "#ca9161",
+    "#fbafe4",
+    "#949494",
+    "#ece133",
+    "#56b4e9",
+)
+# One colour per model in every notebook; the pale pink, grey and yellow are left
+# for runs not listed here.
+RUN_COLORS: dict[str, str] = {
+    "ann-baseline": "#0173b2",
+    "ann-dropout": "#56b4e9",
+    "cnn-baseline": "#de8f05",
+    "cnn-dropout": "#029e73",
+    "cnn-plus": "#d55e00",
+    "cnn-bn": "#cc78bc",
+    "cnn-deep": "#ca9161",
+}
 
 
 def set_plot_style() -> None:
@@ -188,6 +216,176 @@ def plot_class_distances(
     )
     ax.set(title="How far apart the class mean images are", xlabel="", ylabel="")
     return ax
+
+
+def run_color(name: str) -> str:
+    """Return the hex colour of run ``name``, the same in every notebook and session.
+
+    Known runs get their :data:`RUN_COLORS` entry; any other name gets a colour of
+    :data:`RUN_PALETTE` chosen by the SHA-256 of the name (``hash()`` changes
+    between Python sessions).
+    """
+    if name in RUN_COLORS:
+        return RUN_COLORS[name]
+    digest = hashlib.sha256(name.encode("utf-8")).digest()
+    return RUN_PALETTE[int.from_bytes(digest[:8], "big") % len(RUN_PALETTE)]
+
+
+def plot_confusion_matrix(
+    cm: np.ndarray,
+    ax: Axes | None = None,
+    normalize: bool = True,
+    class_names: Sequence[str] = CLASS_NAMES,
+    title: str | None = None,
+) -> Axes:
+    """Draw a confusion matrix as an annotated heatmap, true class down the side.
+
+    Args:
+        cm: int confusion matrix (k, k), rows = true class, columns = predicted,
+            e.g. from ``evaluation.confusion_matrix``.
+        ax: Axes to draw on.
+        normalize: Show each row as fractions of that true class (2 decimals)
+            instead of image counts; a row with no images shows zeros.
+        class_names: Tick labels, in label order.
+        title: Axes title; default says whether rates or counts are shown.
+
+    Returns:
+        The axes.
+    """
+    cm = np.asarray(cm, dtype=np.int64)
+    ax = _axes(ax, (7.2, 6.0))
+    if normalize:
+        rows = cm.sum(axis=1, keepdims=True).astype(np.float64)
+        shown = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows != 0)
+        fmt, cbar_label, vmax = ".2f", "fraction of the true class", 1.0
+    else:
+        shown, fmt, cbar_label, vmax = cm, "d", "images", None
+    sns.heatmap(
+        shown,
+        ax=ax,
+        annot=True,
+        fmt=fmt,
+        annot_kws={"fontsize": 7},
+        cmap=HEATMAP_CMAP,
+        vmin=0,
+        vmax=vmax,
+        xticklabels=class_names,
+        yticklabels=class_names,
+        square=True,
+        cbar_kws={"label": cbar_label, "shrink": 0.8},
+    )
+    ax.tick_params(axis="both", labelsize=8)
+    plt.setp(ax.get_xticklabels(), rotation=40, ha="right", rotation_mode="anchor")
+    plt.setp(ax.get_yticklabels(), rotation=0)
+    default = "row-normalised" if normalize else "counts"
+    ax.set(
+        title=title or f"Confusion matrix ({default})",
+        xlabel="predicted class",
+        ylabel="true class",
+    )
+    return ax
+
+
+def plot_misclassified(
+    x: np.ndarray,
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    n: int = 15,
+    n_cols: int = 5,
+    class_names: Sequence[str] = CLASS_NAMES,
+    seed: int = 0,
+) -> Figure:
+    """Show the model's most confident mistakes, each titled true vs predicted.
+
+    Args:
+        x: Images, uint8 (m, 28, 28) or float (m, 28, 28) / (m, 28, 28, 1).
+        y_true: Integer labels (m,).
+        probs: float class probabilities (m, k); the prediction is the arg-max.
+        n: Most images shown.
+        n_cols: Images per row.
+        class_names: Names in label order.
+        seed: Breaks ties between equally confident mistakes.
+
+    Returns:
+        The figure: mistakes sorted by predicted-class probability, highest first,
+        titled ``"true: X\npred: Y (87%)"``; a one-line notice when there are none.
+    """
+    probs = np.asarray(probs)
+    y_true = np.asarray(y_true)
+    y_pred = probs.argmax(axis=1)
+    confidence = probs.max(axis=1)
+    wrong = np.flatnonzero(y_pred != y_true)
+    if len(wrong) == 0:
+        fig, ax = plt.subplots(figsize=(4, 1.2), layout="constrained")
+        ax.text(0.5, 0.5, "no misclassified images", ha="center", va="center")
+        ax.set_axis_off()
+        return fig
+    wrong = np.random.default_rng(seed).permutation(wrong)
+    picks = wrong[np.argsort(-confidence[wrong], kind="stable")[:n]]
+    images = np.asarray(x)[picks].reshape(len(picks), *IMAGE_SHAPE)
+    vmin, vmax = (0, 255) if images.dtype == np.uint8 else (images.min(), images.max())
+    n_cols = min(n_cols, len(picks))
+    fig, axes = _image_grid(math.ceil(len(picks) / n_cols), n_cols, cell=1.45)
+    for ax, idx, image in zip(axes.flat, picks, images, strict=False):
+        ax.imshow(image, cmap=IMAGE_CMAP, vmin=vmin, vmax=vmax)
+        ax.set_title(
+            f"true: {class_names[y_true[idx]]}\n"
+            f"pred: {class_names[y_pred[idx]]} ({confidence[idx]:.0%})",
+            fontsize=7,
+        )
+    fig.suptitle(
+        f"The {len(picks)} most confident of {len(wrong):,} misclassified images"
+    )
+    return fig
+
+
+def plot_history(
+    histories: Mapping[str, Mapping[str, Sequence[float]]],
+    metric: str = "loss",
+    ax: Axes | None = None,
+) -> Axes:
+    """Draw one metric per epoch for several runs: training solid, validation dashed.
+
+    Args:
+        histories: Run name -> Keras ``History.history`` dict holding ``metric``
+            and, when validated, ``"val_" + metric`` (lists of floats, one per epoch).
+        metric: Key to draw, e.g. ``"loss"`` or ``"accuracy"``.
+        ax: Axes to draw on.
+
+    Returns:
+        The axes; each run drawn in :func:`run_color` of its name.
+
+    Raises:
+        KeyError: a history lacks ``metric``.
+    """
+    ax = _axes(ax, (6.4, 4.0))
+    for run, history in histories.items():
+        if metric not in history:
+            raise KeyError(f"history of {run!r} has no {metric!r}: {list(history)}")
+        color = run_color(run)
+        for key, style, split in (
+            (metric, "-", "train"),
+            (f"val_{metric}", "--", "val"),
+        ):
+            if key in history:
+                values = history[key]
+                epochs = np.arange(1, len(values) + 1)
+                ax.plot(epochs, values, style, color=color, label=f"{run} {split}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(title=f"{metric} per epoch", xlabel="epoch", ylabel=metric)
+    ax.legend(fontsize=7, ncols=2 if len(histories) > 3 else 1)
+    return ax
+
+
+def plot_learning_curves(
+    histories: Mapping[str, Mapping[str, Sequence[float]]],
+) -> Figure:
+    """Draw loss and accuracy per epoch side by side (see :func:`plot_history`)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    plot_history(histories, "loss", ax=axes[0])
+    plot_history(histories, "accuracy", ax=axes[1])
+    fig.suptitle("Learning curves")
+    return fig
 
 
 def save_figure(

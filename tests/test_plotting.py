@@ -5,7 +5,9 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+import seaborn as sns
 from matplotlib.axes import Axes
+from matplotlib.collections import QuadMesh
 from matplotlib.figure import Figure
 
 from helpers import data, evaluation, plotting
@@ -13,6 +15,21 @@ from helpers import data, evaluation, plotting
 RNG = np.random.default_rng(0)
 X = RNG.integers(0, 256, (60, 28, 28), dtype=np.uint8)
 Y = np.arange(60) % 10
+CM = evaluation.confusion_matrix(Y, (Y + (np.arange(60) % 3 == 0)) % 10)
+HISTORIES = {
+    "cnn-baseline": {
+        "loss": [0.9, 0.5, 0.4],
+        "val_loss": [0.7, 0.6, 0.55],
+        "accuracy": [0.7, 0.8, 0.85],
+        "val_accuracy": [0.75, 0.8, 0.82],
+    },
+    "ann-baseline": {
+        "loss": [1.0, 0.7],
+        "val_loss": [0.8, 0.75],
+        "accuracy": [0.6, 0.7],
+        "val_accuracy": [0.65, 0.7],
+    },
+}
 
 
 @pytest.fixture(autouse=True)
@@ -39,8 +56,10 @@ def test_image_grids_return_figures_with_class_titles():
         lambda ax: plotting.plot_class_distances(
             evaluation.mean_image_distances(data.class_mean_images(X, Y)), ax=ax
         ),
+        lambda ax: plotting.plot_confusion_matrix(CM, ax=ax),
+        lambda ax: plotting.plot_history(HISTORIES, "accuracy", ax=ax),
     ],
-    ids=["counts", "heatmap", "intensity", "distances"],
+    ids=["counts", "heatmap", "intensity", "distances", "confusion", "history"],
 )
 def test_axes_plots_draw_on_the_given_axes_with_labels(draw):
     _, ax = plt.subplots()
@@ -64,3 +83,113 @@ def test_save_figure_writes_a_png_in_figures(tmp_path):
     assert path == tmp_path / "figures" / "grid.png"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_run_colors_are_distinct_palette_colours_and_stable_for_new_runs():
+    assert list(plotting.RUN_PALETTE) == sns.color_palette("colorblind").as_hex()
+    known = [plotting.run_color(name) for name in plotting.RUN_COLORS]
+    assert len(set(known)) == len(known) == 7
+    assert set(known) <= set(plotting.RUN_PALETTE)
+    assert plotting.run_color("cnn-plus") == plotting.RUN_COLORS["cnn-plus"]
+    # Unknown runs: picked by SHA-256 of the name, so the same in every session.
+    assert plotting.run_color("cnn-wide") == "#ca9161"
+    assert plotting.run_color("my-run") == "#949494"
+    others = {plotting.run_color(f"run-{i}") for i in range(20)}
+    assert others <= set(plotting.RUN_PALETTE)
+    assert len(others) > 1
+
+
+def _heatmap_values(ax: Axes) -> np.ndarray:
+    (mesh,) = [c for c in ax.collections if isinstance(c, QuadMesh)]
+    return np.asarray(mesh.get_array()).reshape(10, 10)
+
+
+def test_confusion_matrix_normalised_rows_sum_to_one():
+    ax = plotting.plot_confusion_matrix(CM)
+    shown = _heatmap_values(ax)
+    np.testing.assert_allclose(shown.sum(axis=1), 1.0)
+    np.testing.assert_allclose(shown, CM / CM.sum(axis=1, keepdims=True))
+    assert ax.get_title() == "Confusion matrix (row-normalised)"
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted class", "true class")
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(data.CLASS_NAMES)
+    assert ax.get_xticklabels()[0].get_rotation() > 0  # ten long names fit
+    # Six images per class; two of class 0 are predicted as class 1.
+    assert {t.get_text() for t in ax.texts} >= {"0.67", "0.33", "0.00"}
+
+
+def test_confusion_matrix_counts_and_empty_rows():
+    cm = CM.copy()
+    cm[3] = 0  # a class with no images shows zeros, not NaN
+    ax = plotting.plot_confusion_matrix(cm, normalize=False, title="Test set")
+    np.testing.assert_array_equal(_heatmap_values(ax), cm)
+    assert ax.get_title() == "Test set"
+    assert "4" in {t.get_text() for t in ax.texts}
+    assert plotting.plot_confusion_matrix(cm).get_title().endswith("(row-normalised)")
+    shown = _heatmap_values(plotting.plot_confusion_matrix(cm))
+    np.testing.assert_array_equal(shown[3], 0.0)
+    assert plotting.plot_confusion_matrix(cm, normalize=False).get_title() == (
+        "Confusion matrix (counts)"
+    )
+
+
+def test_misclassified_shows_the_most_confident_mistakes_first():
+    y_true = np.array([0, 1, 2, 3, 4])
+    probs = np.full((5, 10), 0.01)
+    probs[0, 0] = 0.95  # right
+    probs[1, 0] = 0.60  # Trouser taken for a T-shirt/top, 60%
+    probs[2, 4] = 0.90  # Pullover taken for a Coat, 90%
+    probs[3, 3] = 0.99  # right
+    probs[4, 6] = 0.80  # Coat taken for a Shirt, 80%
+    fig = plotting.plot_misclassified(X[:5], y_true, probs)
+    assert isinstance(fig, Figure)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == [
+        "true: Pullover\npred: Coat (90%)",
+        "true: Coat\npred: Shirt (80%)",
+        "true: Trouser\npred: T-shirt/top (60%)",
+    ]
+    fig = plotting.plot_misclassified(
+        data.add_channel_axis(data.scale_images(X[:5])), y_true, probs, n=2
+    )
+    assert len([ax for ax in fig.axes if ax.images]) == 2
+
+
+def test_misclassified_without_mistakes_says_so():
+    probs = np.eye(10)[Y[:10]]
+    fig = plotting.plot_misclassified(X[:10], Y[:10], probs)
+    assert len(fig.axes) == 1
+    assert [t.get_text() for t in fig.axes[0].texts] == ["no misclassified images"]
+
+
+def test_history_draws_train_solid_and_val_dashed_in_the_run_colour():
+    ax = plotting.plot_history(HISTORIES, "loss")
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert sorted(lines) == [
+        "ann-baseline train",
+        "ann-baseline val",
+        "cnn-baseline train",
+        "cnn-baseline val",
+    ]
+    for run, history in HISTORIES.items():
+        train, val = lines[f"{run} train"], lines[f"{run} val"]
+        assert train.get_linestyle() == "-"
+        assert val.get_linestyle() == "--"
+        assert train.get_color() == val.get_color() == plotting.run_color(run)
+        np.testing.assert_array_equal(
+            train.get_xdata(), [1, 2, 3][: len(history["loss"])]
+        )
+        np.testing.assert_array_equal(val.get_ydata(), history["val_loss"])
+    assert ax.get_title() == "loss per epoch"
+    assert ax.get_xlabel() == "epoch"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "cnn-baseline val" in legend
+
+
+def test_learning_curves_show_loss_and_accuracy_side_by_side():
+    fig = plotting.plot_learning_curves(HISTORIES)
+    assert isinstance(fig, Figure)
+    assert [ax.get_title() for ax in fig.axes] == [
+        "loss per epoch",
+        "accuracy per epoch",
+    ]
+    assert fig.get_suptitle() == "Learning curves"
