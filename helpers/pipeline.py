@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -48,6 +49,14 @@ RUNS: tuple[NotebookRun, ...] = (
     NotebookRun("ann-dropout", "02_ann.ipynb", {"variant": "dropout"}),
     NotebookRun("cnn-baseline", "03_cnn.ipynb", {"variant": "baseline"}),
     NotebookRun("cnn-dropout", "03_cnn.ipynb", {"variant": "dropout"}),
+)
+
+
+# TensorFlow's C++ start-up lines (absl logs them before TF_CPP_MIN_LOG_LEVEL applies).
+_TF_STARTUP_NOISE = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\)"
+    r"|[IWE]\d{4} [\d:.]+ +\d+ \S+\.cc:\d+\] "
+    r"|To enable the following instructions: "
 )
 
 
@@ -114,8 +123,32 @@ def execute_notebook(
     return executed
 
 
+def strip_startup_noise(notebook: Any) -> Any:
+    """Drop TensorFlow's start-up log lines from a notebook's stderr outputs.
+
+    Other stderr lines (real warnings) are kept; emptied outputs are removed.
+    """
+    for cell in notebook.cells:
+        kept = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                lines = output["text"].splitlines(keepends=True)
+                output["text"] = "".join(
+                    line for line in lines if not _TF_STARTUP_NOISE.match(line)
+                )
+                if not output["text"].strip():
+                    continue
+            kept.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = kept
+    return notebook
+
+
 def export_pdf(notebook: Path, pdf: Path, exclude_input: bool = False) -> Path:
     """Export an executed notebook to PDF through nbconvert's LaTeX route (atomic).
+
+    TensorFlow's start-up log lines are left out of the PDF (they stay in the
+    executed notebook).
 
     Args:
         notebook: The executed ``.ipynb``.
@@ -125,6 +158,7 @@ def export_pdf(notebook: Path, pdf: Path, exclude_input: bool = False) -> Path:
     Raises:
         PipelineError: nbconvert or XeLaTeX failed (the message says what to install).
     """
+    import nbformat
     from nbconvert import PDFExporter
 
     exporter = PDFExporter()
@@ -132,7 +166,8 @@ def export_pdf(notebook: Path, pdf: Path, exclude_input: bool = False) -> Path:
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
     try:
-        body, _ = exporter.from_filename(str(notebook))
+        node = strip_startup_noise(nbformat.read(notebook, as_version=4))
+        body, _ = exporter.from_notebook_node(node)
     except Exception as err:
         raise PipelineError(
             f"PDF export of {notebook} failed: {type(err).__name__}: {err}\n"
@@ -171,6 +206,11 @@ def run_pipeline(
     return pdfs
 
 
+def _drop_cell_markers(record: logging.LogRecord) -> bool:
+    """Keep the notebooks' output in the log, drop papermill's per-cell markers."""
+    return not str(record.msg).startswith(("Executing Cell", "Ending Cell"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
     parser = argparse.ArgumentParser(
@@ -197,10 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="    %(message)s")
-    logging.getLogger("papermill").setLevel(
-        logging.WARNING if args.quiet else logging.INFO
-    )
+    logging.basicConfig(level=logging.WARNING, format="    %(message)s")
+    logging.getLogger("traitlets").setLevel(logging.ERROR)  # nbconvert's LaTeX chatter
+    papermill_log = logging.getLogger("papermill")
+    papermill_log.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    papermill_log.addFilter(_drop_cell_markers)
     try:
         runs = select_runs(args.only)
         if args.list:

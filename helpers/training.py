@@ -65,8 +65,8 @@ class TrainResult:
     """A trained model and how it got there.
 
     Attributes:
-        model: The model with the weights kept (best validation epoch when early
-            stopping is on, else the last epoch).
+        model: The model with the weights kept (best validation epoch with early
+            stopping or ``keep_best_weights``, else the last epoch).
         history: Per-epoch lists, e.g. ``{"loss": [...], "val_accuracy": [...]}``.
         train_seconds: Wall time of the whole fit.
         epoch_seconds: Wall time of each epoch.
@@ -97,6 +97,7 @@ def train_model(
     batch_size: int,
     seed: int,
     early_stopping_patience: int | None = None,
+    keep_best_weights: bool = False,
     callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> TrainResult:
     """Seed everything, build a fresh model and fit it, monitoring the validation split.
@@ -109,7 +110,9 @@ def train_model(
         seed: Seed for weights initialisation, shuffling and dropout.
         early_stopping_patience: Stop after this many epochs without a better
             validation accuracy and keep the best epoch's weights; None trains all
-            epochs and keeps the last.
+            epochs.
+        keep_best_weights: Without early stopping, train all epochs but end with the
+            weights of the epoch with the best validation accuracy (else the last).
         callbacks: Extra callbacks (e.g. a learning-rate schedule).
 
     Returns:
@@ -120,11 +123,11 @@ def train_model(
     model = build()
     timer = EpochTimer()
     all_callbacks = [timer, *(callbacks or [])]
-    if early_stopping_patience is not None:
+    if early_stopping_patience is not None or keep_best_weights:
         all_callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor="val_accuracy",
-                patience=early_stopping_patience,
+                patience=early_stopping_patience or epochs,
                 restore_best_weights=True,
             )
         )

@@ -219,3 +219,42 @@ def test_measure_inference_reports_milliseconds_and_images_per_second():
     assert result["throughput_images_per_s"] <= 4 / 0.002
     with pytest.raises(ValueError, match="no images"):
         evaluation.measure_inference(model, x[:0])
+
+
+def test_cross_entropy_by_hand():
+    probs = np.array([[0.5, 0.5], [0.25, 0.75]])
+    # -(ln 0.5 + ln 0.75) / 2
+    expected = -(np.log(0.5) + np.log(0.75)) / 2
+    assert evaluation.cross_entropy(np.array([0, 1]), probs) == pytest.approx(expected)
+    assert evaluation.cross_entropy(
+        np.array([1]), np.array([[1.0, 0.0]])
+    ) == pytest.approx(-np.log(1e-7))  # clipped like Keras, never infinite
+
+
+def test_describe_run_renders_the_numbers_of_the_record():
+    y = np.repeat(np.arange(10), 10)
+    probs = np.eye(10)[y]
+    probs[:5] = np.eye(10)[6]  # five T-shirts predicted as Shirt
+    scores = evaluation.summarize_predictions(y, probs)
+    record = {
+        "run": "cnn-x",
+        "params": 1234,
+        "epochs_run": 3,
+        "train_seconds": 12.0,
+        "seconds_per_epoch": 4.0,
+        "best_val_accuracy": 0.9,
+        "best_epoch": 2,
+        "inference_ms_per_image": 0.5,
+        "throughput_images_per_s": 1000.0,
+        "inference_batch_sizes": [1, 1024],
+        **scores,
+    }
+    text = evaluation.describe_run(record)
+    assert "**0.9500**" in text  # 95 of 100 right
+    assert "1,234 parameters" in text
+    assert "T-shirt/top predicted as Shirt (5 test images, 50.0% of that class)" in text
+    assert "Shirt->T-shirt/top 0" in text
+    assert "Fast mode" not in text
+    assert "Fast mode" in evaluation.describe_run(
+        {**record, "fast": True, "train_size": 10}
+    )

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 from conftest import needs_real_data
 
-from helpers import pipeline
+from helpers import data, pipeline
 
 NOTEBOOKS = sorted(pipeline.NOTEBOOK_DIR.glob("*.ipynb"))
 
@@ -94,3 +95,100 @@ def test_failing_run_names_run_cell_and_error_and_keeps_the_notebook(tmp_path, c
     assert "seed=-1" in message  # the parameter check names the parameter and value
     assert Path(tmp_path / "a" / "notebooks" / "eda-bad-seed.ipynb").is_file()
     assert not (tmp_path / "r" / "eda-bad-seed.pdf").exists()
+
+
+REQUIRED_METRICS = {
+    "run", "model", "variant", "params", "seed", "epochs", "epochs_run", "batch_size",
+    "train_seconds", "test_accuracy", "test_loss", "best_val_accuracy", "macro_f1",
+    "per_class", "confusion_matrix", "history", "inference_ms_per_image", "versions",
+}  # fmt: skip
+MODEL_RUNS = {"ann-baseline": 235_146, "cnn-baseline": 225_034}
+
+
+@pytest.fixture(scope="module")
+def fast_model_runs(tmp_path_factory):
+    """Run the ANN and CNN notebooks once in fast mode through the pipeline."""
+    root = tmp_path_factory.mktemp("fast-runs")
+    args = ["--fast", "--quiet", "--only", *MODEL_RUNS]
+    code = pipeline.main(
+        [*args, "--output-dir", str(root / "a"), "--reports-dir", str(root / "r")]
+    )
+    assert code == 0
+    return root / "a", root / "r"
+
+
+def test_pipeline_declares_the_four_model_runs():
+    runs = {run.name: run for run in pipeline.RUNS}
+    for name in ("ann-baseline", "ann-dropout", "cnn-baseline", "cnn-dropout"):
+        model, variant = name.split("-")
+        assert runs[name].notebook.endswith(f"_{model}.ipynb")
+        assert runs[name].parameters == {"variant": variant}
+
+
+@pytest.mark.notebook
+@needs_real_data
+@pytest.mark.parametrize("run", MODEL_RUNS)
+def test_fast_run_writes_complete_metrics_in_valid_ranges(fast_model_runs, run):
+    from helpers.artifacts import read_json
+
+    out, _ = fast_model_runs
+    metrics = read_json(out / "metrics" / f"{run}.json")
+    assert set(metrics) >= REQUIRED_METRICS
+    assert metrics["run"] == run
+    assert (metrics["model"], metrics["variant"]) == tuple(run.split("-"))
+    assert metrics["params"] == MODEL_RUNS[run]
+    assert metrics["epochs"] == metrics["epochs_run"] == 1
+    assert metrics["fast"] is True
+    for key in ("test_accuracy", "best_val_accuracy", "macro_f1"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert (
+        metrics["test_accuracy"] > 0.3
+    )  # one epoch on 2,000 images beats chance (0.1)
+    assert metrics["test_loss"] > 0
+    assert metrics["train_seconds"] > 0
+    assert metrics["inference_ms_per_image"] > 0
+    cm = np.array(metrics["confusion_matrix"])
+    assert cm.shape == (10, 10)
+    assert cm.sum() == 10_000
+    assert np.trace(cm) / cm.sum() == pytest.approx(metrics["test_accuracy"])
+    assert list(metrics["per_class"]) == list(data.CLASS_NAMES)
+    assert len(metrics["history"]["val_accuracy"]) == 1
+    assert {"tensorflow", "keras", "numpy", "python"} <= set(metrics["versions"])
+
+
+@pytest.mark.notebook
+@needs_real_data
+@pytest.mark.parametrize("run", MODEL_RUNS)
+def test_fast_run_saves_a_model_that_reproduces_its_predictions(fast_model_runs, run):
+    import keras
+
+    out, reports = fast_model_runs
+    saved = np.load(out / "predictions" / f"{run}.npy")
+    assert saved.dtype == np.float32
+    assert saved.shape == (10_000, 10)
+    model = keras.models.load_model(out / "models" / f"{run}.keras", safe_mode=True)
+    splits = data.load_splits()
+    x_test = data.prepare_inputs(splits, run.split("-")[0])[2]
+    np.testing.assert_allclose(model.predict(x_test, verbose=0), saved, atol=1e-5)
+    assert (reports / f"{run}.pdf").read_bytes()[:5] == b"%PDF-"
+    assert (out / "figures" / f"{run}_confusion_matrix.png").is_file()
+
+
+def test_pdf_export_drops_tensorflow_startup_lines_but_keeps_warnings():
+    nb = nbformat.v4.new_notebook()
+    noise = (
+        "WARNING: All log messages before absl::InitializeLog() is called are written "
+        "to STDERR\n"
+        "I0000 00:00:1795256922.939735    9766 cudart_stub.cc:31] Could not find cuda\n"
+    )
+    cell = nbformat.v4.new_code_cell("import tensorflow")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text=noise),
+        nbformat.v4.new_output(
+            "stream", name="stderr", text=noise + "UserWarning: x\n"
+        ),
+        nbformat.v4.new_output("stream", name="stdout", text=noise),
+    ]
+    nb.cells.append(cell)
+    outputs = pipeline.strip_startup_noise(nb).cells[0].outputs
+    assert [o.text for o in outputs] == ["UserWarning: x\n", noise]

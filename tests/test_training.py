@@ -55,3 +55,10 @@ def test_headless_runs_log_one_line_per_epoch(monkeypatch, capsys):
     assert len(lines) == 2
     assert lines[1].startswith("epoch 2/2 - ")
     assert "val_accuracy" in lines[1]
+
+
+def test_keep_best_weights_trains_every_epoch_and_ends_on_the_best_one():
+    result = _train(epochs=6, keep_best_weights=True)
+    assert result.epochs_run == 6
+    _, accuracy = result.model.evaluate(DATA[2], DATA[3], verbose=0)
+    assert accuracy == pytest.approx(result.best_val_accuracy, abs=1e-6)
