@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,26 +24,6 @@ def is_headless() -> bool:
     return os.environ.get(HEADLESS_ENV) == "1"
 
 
-class EpochLogger(keras.callbacks.Callback):
-    """Print one line per epoch: epoch, duration and every logged metric."""
-
-    def __init__(self, epochs: int):
-        super().__init__()
-        self.epochs = epochs
-        self._start = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        seconds = time.perf_counter() - self._start
-        metrics = " - ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items())
-        print(
-            f"epoch {epoch + 1}/{self.epochs} - {seconds:.1f} s - {metrics}", flush=True
-        )
-        sys.stdout.flush()
-
-
 class EpochTimer(keras.callbacks.Callback):
     """Record the wall time of each epoch in ``self.seconds``."""
 
@@ -58,6 +37,22 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self._start)
+
+
+class EpochLogger(EpochTimer):
+    """Print one line per epoch: epoch, duration and every logged metric."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        metrics = " - ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items())
+        print(
+            f"epoch {epoch + 1}/{self.epochs} - {self.seconds[-1]:.1f} s - {metrics}",
+            flush=True,
+        )
 
 
 @dataclass
