@@ -124,7 +124,6 @@ def save_array(path: str | os.PathLike, array: np.ndarray) -> Path:
 
 def library_versions() -> dict[str, str]:
     """Return the versions of Python and the libraries that shape the results."""
-
     versions = {"python": platform.python_version()}
     for package in ("tensorflow", "keras", "numpy", "scikit-learn"):
         try:
@@ -188,7 +187,7 @@ def run_metrics(
         parameters: The notebook parameters: model, variant, seed, epochs,
             batch_size, learning_rate, fast, train_size, val_size, ...
         result: A ``training.TrainResult``.
-        scores: ``evaluation.summarize_predictions`` output plus ``test_loss``.
+        scores: ``evaluation.summarize_predictions`` output.
         timing: ``evaluation.measure_inference`` output.
 
     Returns:

@@ -119,6 +119,3 @@ def build_cnn(
         softmax probabilities.
     """
     return _build("cnn", variant, CNN_INPUT_SHAPE, learning_rate)
-
-
-BUILDERS: dict[str, Callable[..., keras.Model]] = {"ann": build_ann, "cnn": build_cnn}
