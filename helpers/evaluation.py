@@ -6,12 +6,14 @@ predictions file can be recomputed without loading a model.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
+from scipy import stats
 
 from helpers.data import CLASS_NAMES, NUM_CLASSES
 
@@ -391,5 +393,478 @@ def describe_run(metrics: dict[str, Any]) -> str:
         f"- **Speed:** {m['inference_ms_per_image']:.2f} ms per image at batch 1, "
         f"{m['throughput_images_per_s']:,.0f} images/s at batch "
         f"{m['inference_batch_sizes'][-1]:,}."
+    )
+    return "\n".join(lines)
+
+
+# --- Comparing runs: confidence intervals, McNemar's test, conclusions -------------
+
+SIGNIFICANCE_LEVEL = 0.05
+
+
+def _as_correct(
+    correct: np.ndarray | Sequence[bool], name: str = "correct"
+) -> np.ndarray:
+    """Return ``correct`` as a non-empty 1-D bool array (0/1 integers are accepted).
+
+    Raises:
+        ValueError: not 1-D, empty, or holding values other than True/False (0/1).
+    """
+    array = np.asarray(correct)
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array, got {array.shape}")
+    if array.dtype != np.bool_:
+        if (
+            not np.issubdtype(array.dtype, np.integer)
+            or not np.isin(array, (0, 1)).all()
+        ):
+            raise ValueError(
+                f"{name} must hold True/False per image (e.g. y_pred == y_true), "
+                f"got dtype {array.dtype}"
+            )
+        array = array.astype(bool)
+    return array
+
+
+def correct_predictions(y_true: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Mark which images a model classifies right.
+
+    Args:
+        y_true: Integer labels (n,).
+        probs: float class probabilities (n, k); the prediction is the arg-max.
+
+    Returns:
+        bool array (n,): True where the arg-max equals the label.
+
+    Raises:
+        ValueError: ``probs`` is not (n, k) for the n labels.
+    """
+    y_true, probs = np.asarray(y_true), np.asarray(probs)
+    if probs.ndim != 2 or len(probs) != len(y_true):
+        raise ValueError(
+            f"probs must have shape (n, k) with n = {len(y_true)} labels, "
+            f"got {probs.shape}"
+        )
+    return probs.argmax(axis=1) == y_true
+
+
+def bootstrap_accuracy_ci(
+    correct: np.ndarray,
+    n_resamples: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    max_chunk_elements: int = 1 << 22,
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of an accuracy.
+
+    Each resample draws ``n`` images with replacement and takes the fraction right;
+    the interval is the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2``
+    quantiles of the ``n_resamples`` accuracies. Resamples are drawn in chunks of
+    at most ``max_chunk_elements`` indices (32 MiB), so 10,000 resamples of 10,000
+    images take about half a second and bounded memory.
+
+    Args:
+        correct: bool array (n,), True where the model is right
+            (:func:`correct_predictions`).
+        n_resamples: Number of bootstrap resamples.
+        confidence: Coverage of the interval, in (0, 1).
+        seed: Seed of the resampling; the same seed gives the same interval.
+        max_chunk_elements: Most indices drawn at once.
+
+    Returns:
+        ``(low, high)`` floats in [0, 1], ``low <= high``.
+
+    Raises:
+        ValueError: ``correct`` is not a non-empty 1-D bool array, ``n_resamples``
+            is below 1, or ``confidence`` is outside (0, 1).
+    """
+    correct = _as_correct(correct)
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    n = correct.size
+    rng = np.random.default_rng(seed)
+    chunk = max(1, max_chunk_elements // n)
+    accuracies = np.empty(n_resamples, dtype=np.float64)
+    for start in range(0, n_resamples, chunk):
+        stop = min(start + chunk, n_resamples)
+        index = rng.integers(0, n, size=(stop - start, n), dtype=np.int64)
+        accuracies[start:stop] = np.count_nonzero(correct[index], axis=1) / n
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(accuracies, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def bootstrap_accuracy_cis(
+    correct_by_run: Mapping[str, np.ndarray],
+    n_resamples: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, tuple[float, float]]:
+    """Apply :func:`bootstrap_accuracy_ci` to every run, each with the same seed.
+
+    Args:
+        correct_by_run: Run name -> bool array (n,) of right/wrong per image.
+        n_resamples: Resamples per run.
+        confidence: Coverage of each interval.
+        seed: Seed of every run's resampling.
+
+    Returns:
+        Run name -> ``(low, high)``, in the order of ``correct_by_run``.
+    """
+    return {
+        run: bootstrap_accuracy_ci(correct, n_resamples, confidence, seed)
+        for run, correct in correct_by_run.items()
+    }
+
+
+def mcnemar_exact_p_value(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value from the two discordant counts.
+
+    Under the null hypothesis that both models are equally accurate, each of the
+    ``n = only_a + only_b`` discordant images is equally likely to favour either
+    model, so ``min(only_a, only_b)`` follows Binomial(n, 1/2); the p-value is twice
+    its lower tail, capped at 1.
+
+    Args:
+        only_a: Images model A gets right and model B wrong.
+        only_b: Images model B gets right and model A wrong.
+
+    Returns:
+        The p-value in (0, 1]; exactly 1.0 when there are no discordant images.
+
+    Raises:
+        ValueError: a count is negative.
+    """
+    if only_a < 0 or only_b < 0:
+        raise ValueError(f"counts must be >= 0, got only_a={only_a}, only_b={only_b}")
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    tail = stats.binom.cdf(min(only_a, only_b), n, 0.5)
+    return float(min(1.0, 2.0 * tail))
+
+
+def mcnemar_exact(
+    correct_a: np.ndarray, correct_b: np.ndarray
+) -> dict[str, int | float]:
+    """McNemar's exact test of two models on the same images (paired predictions).
+
+    Args:
+        correct_a: bool array (n,), True where model A is right.
+        correct_b: bool array (n,) for model B, on the same n images in the same
+            order.
+
+    Returns:
+        ``{"only_a", "only_b", "both", "neither", "n_discordant", "statistic",
+        "p_value"}``: the 2x2 table's counts (``only_a``: A right, B wrong), the
+        number of discordant images, the test statistic ``min(only_a, only_b)``
+        and the two-sided exact p-value (:func:`mcnemar_exact_p_value`). Counts
+        are ints, the p-value a float.
+
+    Raises:
+        ValueError: the arrays are not bool (n,) of the same length.
+    """
+    a = _as_correct(correct_a, "correct_a")
+    b = _as_correct(correct_b, "correct_b")
+    if a.shape != b.shape:
+        raise ValueError(
+            f"paired predictions must cover the same images: {a.size} != {b.size}"
+        )
+    only_a = int(np.count_nonzero(a & ~b))
+    only_b = int(np.count_nonzero(~a & b))
+    return {
+        "only_a": only_a,
+        "only_b": only_b,
+        "both": int(np.count_nonzero(a & b)),
+        "neither": int(np.count_nonzero(~a & ~b)),
+        "n_discordant": only_a + only_b,
+        "statistic": min(only_a, only_b),
+        "p_value": mcnemar_exact_p_value(only_a, only_b),
+    }
+
+
+def pairwise_mcnemar(
+    correct_by_run: Mapping[str, np.ndarray], alpha: float = SIGNIFICANCE_LEVEL
+) -> list[dict[str, Any]]:
+    """Run :func:`mcnemar_exact` on every pair of runs.
+
+    The arrays must be paired: the same test images in the same order, which
+    ``comparison.correct_by_run`` checks against each run's stored confusion
+    matrix.
+
+    Args:
+        correct_by_run: Run name -> bool array (n,), the same n for every run.
+        alpha: Significance level.
+
+    Returns:
+        One dict per pair ``(run_a, run_b)``, in the order of
+        ``itertools.combinations`` over the runs: ``run_a``, ``run_b``,
+        ``accuracy_a``, ``accuracy_b``, ``difference`` (``accuracy_a -
+        accuracy_b``), the :func:`mcnemar_exact` keys, and ``significant``
+        (``p_value < alpha``).
+
+    Raises:
+        ValueError: the runs do not all cover the same number of images.
+    """
+    arrays = {
+        run: _as_correct(c, f"correct of {run!r}") for run, c in correct_by_run.items()
+    }
+    sizes = {run: a.size for run, a in arrays.items()}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"runs cover different numbers of test images: {sizes}")
+    pairs = []
+    for run_a, run_b in itertools.combinations(arrays, 2):
+        accuracy_a = float(arrays[run_a].mean())
+        accuracy_b = float(arrays[run_b].mean())
+        test = mcnemar_exact(arrays[run_a], arrays[run_b])
+        pairs.append(
+            {
+                "run_a": run_a,
+                "run_b": run_b,
+                "accuracy_a": accuracy_a,
+                "accuracy_b": accuracy_b,
+                "difference": accuracy_a - accuracy_b,
+                **test,
+                "significant": bool(test["p_value"] < alpha),
+            }
+        )
+    return pairs
+
+
+def confusion_difference(cm_a: np.ndarray, cm_b: np.ndarray) -> np.ndarray:
+    """Return ``cm_b - cm_a``: where model B's errors differ from model A's.
+
+    Off the diagonal, a negative cell counts mistakes of A that B no longer makes
+    (errors fixed) and a positive one mistakes only B makes (errors added); on the
+    diagonal, a positive cell means B gets more images of that class right.
+
+    Args:
+        cm_a: int confusion matrix (k, k) of model A, rows = true class.
+        cm_b: int confusion matrix (k, k) of model B on the same images.
+
+    Returns:
+        int64 array (k, k); every row sums to 0 when both saw the same images.
+
+    Raises:
+        ValueError: the matrices are not square or differ in shape.
+    """
+    cm_a = np.asarray(cm_a, dtype=np.int64)
+    cm_b = np.asarray(cm_b, dtype=np.int64)
+    if cm_a.ndim != 2 or cm_a.shape[0] != cm_a.shape[1] or cm_a.shape != cm_b.shape:
+        raise ValueError(
+            f"confusion matrices must be square and equal in shape, got "
+            f"{cm_a.shape} and {cm_b.shape}"
+        )
+    return cm_b - cm_a
+
+
+def model_family(metrics: Mapping[str, Any]) -> str:
+    """Return a run's model kind, e.g. ``"ann"`` or ``"cnn"``.
+
+    Read from the record's ``model`` key, else from the run name before its first
+    ``-`` (``"cnn-plus"`` -> ``"cnn"``).
+    """
+    return str(metrics.get("model") or str(metrics["run"]).split("-")[0]).lower()
+
+
+def best_run_by_family(
+    metrics_by_run: Mapping[str, Mapping[str, Any]],
+) -> dict[str, str]:
+    """Return the run with the highest test accuracy of each model kind.
+
+    Args:
+        metrics_by_run: Run name -> metrics record (``metrics/<run>.json``).
+
+    Returns:
+        Model kind (:func:`model_family`) -> run name, kinds in order of first
+        appearance; on a tie the run listed first wins.
+    """
+    best: dict[str, str] = {}
+    for run, metrics in metrics_by_run.items():
+        family = model_family({**metrics, "run": run})
+        current = best.get(family)
+        if current is None or (
+            metrics["test_accuracy"] > metrics_by_run[current]["test_accuracy"]
+        ):
+            best[family] = run
+    return best
+
+
+def mean_class_f1(metrics_by_run: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+    """Return every class's F1 averaged over the runs, lowest (hardest) first.
+
+    Args:
+        metrics_by_run: Run name -> metrics record with ``per_class`` F1 scores.
+
+    Returns:
+        Class name -> mean F1, sorted ascending; ties keep label order.
+    """
+    classes = list(next(iter(metrics_by_run.values()))["per_class"])
+    means = {
+        name: float(
+            np.mean([m["per_class"][name]["f1"] for m in metrics_by_run.values()])
+        )
+        for name in classes
+    }
+    return dict(sorted(means.items(), key=lambda item: item[1]))
+
+
+def format_p_value(p_value: float) -> str:
+    """Format a p-value for prose: ``"p = 0.2188"``, or ``"p < 0.0001"`` below that."""
+    return "p < 0.0001" if p_value < 1e-4 else f"p = {p_value:.4f}"
+
+
+def _find_pair(
+    pairs: Sequence[Mapping[str, Any]], run_a: str, run_b: str
+) -> dict[str, Any] | None:
+    """Return the McNemar result of ``run_a`` vs ``run_b``, oriented that way."""
+    for pair in pairs:
+        if (pair["run_a"], pair["run_b"]) == (run_a, run_b):
+            return dict(pair)
+        if (pair["run_a"], pair["run_b"]) == (run_b, run_a):
+            return {
+                **pair,
+                "run_a": run_a,
+                "run_b": run_b,
+                "accuracy_a": pair["accuracy_b"],
+                "accuracy_b": pair["accuracy_a"],
+                "difference": -pair["difference"],
+                "only_a": pair["only_b"],
+                "only_b": pair["only_a"],
+            }
+    return None
+
+
+def _describe_margin(
+    label: str,
+    best: str,
+    other: str,
+    metrics_by_run: Mapping[str, Mapping[str, Any]],
+    pairs: Sequence[Mapping[str, Any]],
+    alpha: float,
+) -> str:
+    """One bullet: ``best`` against ``other``, the margin and McNemar's verdict."""
+    accuracy = metrics_by_run[other]["test_accuracy"]
+    margin = 100 * (metrics_by_run[best]["test_accuracy"] - accuracy)
+    line = (
+        f"- **{label}:** `{other}` reaches {accuracy:.4f}, so `{best}` is ahead by "
+        f"{margin:.2f} percentage points."
+    )
+    pair = _find_pair(pairs, best, other)
+    if pair is None:
+        return line + " No paired predictions were available to test the difference."
+    verdict = "significant" if pair["p_value"] < alpha else "not significant"
+    return line + (
+        f" McNemar's exact test: only `{best}` is right on {pair['only_a']:,} test "
+        f"images, only `{other}` on {pair['only_b']:,}; "
+        f"{format_p_value(pair['p_value'])}, so the difference is **{verdict}** at "
+        f"the {alpha:g} level."
+    )
+
+
+def _describe_rivals(
+    ranked: Sequence[str],
+    family: Mapping[str, str],
+    metrics_by_run: Mapping[str, Mapping[str, Any]],
+    pairs: Sequence[Mapping[str, Any]],
+    alpha: float,
+) -> list[str]:
+    """Bullets comparing the best run with the runner-up and the other kind's best."""
+    best, runner_up = ranked[0], ranked[1]
+    best_of = best_run_by_family(metrics_by_run)
+    others = [kind for kind in best_of if kind != family[best]]
+    rival = best_of[others[0]] if len(others) == 1 else None
+    label = "Runner-up"
+    if runner_up == rival:
+        label = f"Runner-up and best {family[rival].upper()}"
+    lines = [_describe_margin(label, best, runner_up, metrics_by_run, pairs, alpha)]
+    if rival is not None and rival != runner_up:
+        label = f"Best {family[rival].upper()}"
+        lines.append(_describe_margin(label, best, rival, metrics_by_run, pairs, alpha))
+    if not others:
+        lines.append(
+            f"- Only {family[best].upper()} runs were found, so there is no "
+            "comparison across model kinds."
+        )
+    elif len(others) > 1:
+        lines.append(
+            "- Best run of each kind: "
+            + ", ".join(f"{kind.upper()} `{run}`" for kind, run in best_of.items())
+            + "."
+        )
+    return lines
+
+
+def describe_comparison(
+    metrics_by_run: Mapping[str, Mapping[str, Any]],
+    pairs: Sequence[Mapping[str, Any]],
+    ci_by_run: Mapping[str, tuple[float, float]] | None = None,
+    alpha: float = SIGNIFICANCE_LEVEL,
+    confidence: float = 0.95,
+    n_hardest: int = 3,
+) -> str:
+    """Render the comparison's conclusions as Markdown bullets, every number computed.
+
+    Covers the best run by test accuracy (with its interval when given), its margin
+    over the runner-up and over the best run of the other model kind (ANN vs CNN),
+    each with McNemar's p-value and whether it is significant at ``alpha``, and the
+    hardest classes by F1 averaged over the runs. With one run, or runs of one kind
+    only, the text says what cannot be compared.
+
+    Args:
+        metrics_by_run: Run name -> metrics record (``test_accuracy``, ``model``,
+            ``per_class``; ``fast`` marks a CI run).
+        pairs: :func:`pairwise_mcnemar` output for these runs.
+        ci_by_run: Run name -> ``(low, high)`` accuracy interval, e.g. from
+            :func:`bootstrap_accuracy_cis`.
+        alpha: Significance level.
+        confidence: Coverage of ``ci_by_run``, for the label.
+        n_hardest: Number of hardest classes named.
+
+    Returns:
+        Markdown text.
+
+    Raises:
+        ValueError: ``metrics_by_run`` is empty.
+    """
+    if not metrics_by_run:
+        raise ValueError("no runs to compare")
+    ranked = sorted(
+        metrics_by_run, key=lambda run: -metrics_by_run[run]["test_accuracy"]
+    )  # sorted is stable: on a tie the run listed first ranks higher
+    best = ranked[0]
+    family = {run: model_family({**m, "run": run}) for run, m in metrics_by_run.items()}
+    lines = []
+    if any(m.get("fast") for m in metrics_by_run.values()):
+        lines.append(
+            "- **Fast mode (CI):** some runs trained on a small subset for one epoch; "
+            "these numbers check the code, not the models."
+        )
+    interval = ""
+    if ci_by_run and best in ci_by_run:
+        low, high = ci_by_run[best]
+        interval = f" ({confidence:.0%} bootstrap CI {low:.4f} to {high:.4f})"
+    accuracy = f"**{metrics_by_run[best]['test_accuracy']:.4f}**{interval}."
+    if len(ranked) == 1:
+        lines += [
+            f"- **Result:** `{best}` ({family[best].upper()}) reaches test accuracy "
+            + accuracy,
+            "- Only one run was found, so there is nothing to compare it with.",
+        ]
+    else:
+        lines.append(
+            f"- **Best run:** `{best}` ({family[best].upper()}) has the highest test "
+            f"accuracy of the {len(ranked)} runs compared, " + accuracy
+        )
+        lines += _describe_rivals(ranked, family, metrics_by_run, pairs, alpha)
+    f1 = mean_class_f1(metrics_by_run)
+    hardest = list(f1)[:n_hardest]
+    scope = "" if len(ranked) == 1 else f", averaged over the {len(ranked)} runs"
+    lines.append(
+        f"- **Hardest classes** (lowest F1{scope}): "
+        + ", ".join(f"{name} ({f1[name]:.3f})" for name in hardest)
+        + "."
     )
     return "\n".join(lines)

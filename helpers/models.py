@@ -1,22 +1,191 @@
 """Model factories: one function per architecture, each returns a fresh compiled model.
 
-Variants live in registries (name -> function building the layers), so a new variant
-is one function and one registry entry. Inputs are images scaled to [0, 1]:
-flattened (n, 784) for the ANN, (n, 28, 28, 1) for the CNN.
+Variants live in registries (name -> :class:`Variant`): a function building the
+layer graph and the training :class:`Recipe` that goes with it, so a notebook trains
+every variant the way its source did. A new variant is one function and one registry
+entry. Inputs are images scaled to [0, 1]: flattened (n, 784) for the ANN,
+(n, 28, 28, 1) for the CNN. Augmentation and input normalisation, where a recipe has
+them, are layers inside the model: active in ``fit``, identity in ``predict``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import keras
-from keras import layers
+from keras import layers, ops
 
-from helpers.data import IMAGE_SHAPE, NUM_CLASSES
+from helpers.data import IMAGE_SHAPE, NUM_CLASSES, REFERENCE_MEAN, REFERENCE_STD
 
 ANN_INPUT_SHAPE = (IMAGE_SHAPE[0] * IMAGE_SHAPE[1],)
 CNN_INPUT_SHAPE = (*IMAGE_SHAPE, 1)
 DEFAULT_LEARNING_RATE = 1e-3
+DEFAULT_TRAIN_SIZE = 50_000  # images in the training split, for schedule lengths
+
+Graph = Callable[[keras.KerasTensor], keras.KerasTensor]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a variant is trained: what its source did, in one place.
+
+    Attributes:
+        epochs: Epochs to train (the maximum when early stopping is on).
+        batch_size: Mini-batch size.
+        learning_rate: Initial (constant) or peak (one-cycle) learning rate.
+        optimizer: ``"adam"`` or ``"adamw"``.
+        weight_decay: Decoupled weight decay (AdamW only).
+        clipnorm: Gradient clipping by norm, or None.
+        label_smoothing: Label smoothing of the cross-entropy loss.
+        schedule: ``"constant"``, or ``"one-cycle"``: linear warm-up over
+            ``warmup_fraction`` of the steps to ``learning_rate``, then cosine
+            decay to 0.
+        warmup_fraction: Share of the steps spent warming up (one-cycle only).
+        reduce_lr_on_plateau: Halve the learning rate after 2 epochs without a lower
+            validation loss (constant schedule only).
+        early_stopping_patience: Stop after this many epochs without a better
+            validation accuracy (best weights kept); None trains every epoch.
+        test_time_flip: Average the predictions of each image and its mirror image.
+        source: Where the recipe comes from.
+    """
+
+    epochs: int = 10
+    batch_size: int = 128
+    learning_rate: float = DEFAULT_LEARNING_RATE
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    clipnorm: float | None = None
+    label_smoothing: float = 0.0
+    schedule: str = "constant"
+    warmup_fraction: float = 0.0
+    reduce_lr_on_plateau: bool = False
+    early_stopping_patience: int | None = None
+    test_time_flip: bool = False
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One architecture: ``graph`` maps the input tensor to the softmax output."""
+
+    graph: Graph
+    recipe: Recipe = field(default_factory=Recipe)
+    description: str = ""
+
+
+# --- augmentation layers the Keras set lacks (saved with the model, safe to load) ---
+
+
+@keras.saving.register_keras_serializable(package="helpers")
+class RandomHorizontalFlip(layers.Layer):
+    """Mirror each image left-right with ``probability`` during training.
+
+    ``keras.layers.RandomFlip`` always flips with probability 0.5.
+    """
+
+    def __init__(self, probability: float = 0.5, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.probability = probability
+        self.seed = seed
+        self._rng = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=False):
+        if not training or self.probability <= 0:
+            return images
+        n = ops.shape(images)[0]
+        flip = keras.random.uniform((n, 1, 1, 1), seed=self._rng) < self.probability
+        return ops.where(flip, ops.flip(images, axis=2), images)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "probability": self.probability,
+            "seed": self.seed,
+        }
+
+
+@keras.saving.register_keras_serializable(package="helpers")
+class RandomErasing(layers.Layer):
+    """Random erasing (cutout): zero one random square per image during training.
+
+    With ``probability``, a square of side ``size`` pixels centred anywhere in the
+    image (clipped at the border) is set to 0, the background value. Vectorised over
+    the batch: ``keras.layers.RandomErasing`` works image by image and doubles the
+    cost of an epoch on a CPU.
+    """
+
+    def __init__(
+        self,
+        probability: float = 0.5,
+        size: int = 10,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.probability = probability
+        self.size = size
+        self.seed = seed
+        self._rng = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=False):
+        if not training or self.probability <= 0:
+            return images
+        n, height, width = ops.shape(images)[0], images.shape[1], images.shape[2]
+        centre_y = keras.random.randint((n, 1, 1, 1), 0, height, seed=self._rng)
+        centre_x = keras.random.randint((n, 1, 1, 1), 0, width, seed=self._rng)
+        erase = keras.random.uniform((n, 1, 1, 1), seed=self._rng) < self.probability
+        rows = ops.reshape(ops.arange(height), (1, height, 1, 1))
+        cols = ops.reshape(ops.arange(width), (1, 1, width, 1))
+        half = self.size // 2
+        inside = (ops.abs(rows - centre_y) <= half) & (ops.abs(cols - centre_x) <= half)
+        return ops.where(inside & erase, ops.zeros_like(images), images)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "probability": self.probability,
+            "size": self.size,
+            "seed": self.seed,
+        }
+
+
+@keras.saving.register_keras_serializable(package="helpers")
+class SparseCategoricalCrossentropy(keras.losses.Loss):
+    """Cross-entropy on integer labels with label smoothing.
+
+    Keras' own sparse loss has no ``label_smoothing``; this one-hot encodes the labels
+    and smooths them: target ``1 - s + s/k`` for the true class, ``s/k`` elsewhere.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, name="sparse_ce_smoothed", **kw):
+        super().__init__(name=name, **kw)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+        one_hot = ops.one_hot(labels, ops.shape(y_pred)[-1], dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(
+            one_hot, y_pred, label_smoothing=self.label_smoothing
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+# --- layer graphs ---
+
+
+def _stack(make_layers: Callable[[], list[layers.Layer]]) -> Graph:
+    """Turn a function returning a list of layers into a graph applying them."""
+
+    def graph(x):
+        for layer in make_layers():
+            x = layer(x)
+        return x
+
+    return graph
 
 
 def _ann_layers(dropout: float) -> list[layers.Layer]:
@@ -43,14 +212,125 @@ def _cnn_layers(dropout: float) -> list[layers.Layer]:
     return stack
 
 
-# name -> function returning the layer stack of that variant
-ANN_VARIANTS: dict[str, Callable[[], list[layers.Layer]]] = {
-    "baseline": lambda: _ann_layers(dropout=0.0),
-    "dropout": lambda: _ann_layers(dropout=0.3),
+def _normalize() -> layers.Layer:
+    """Standardise [0, 1] inputs with the training-set mean and std."""
+    return layers.Normalization(mean=REFERENCE_MEAN, variance=REFERENCE_STD**2)
+
+
+def _conv_bn(x, filters: int, kernel: int = 3, padding: str = "same", relu=True):
+    x = layers.Conv2D(filters, kernel, padding=padding, use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.ReLU()(x) if relu else x
+
+
+def _bn_layers(x):
+    """Three Conv-BN-ReLU-MaxPool blocks (32/64/128), Dense 192, Dropout 0.35."""
+    x = layers.RandomRotation(12 / 360, fill_mode="constant")(x)
+    x = layers.RandomTranslation(0.06, 0.06, fill_mode="constant")(x)
+    x = RandomHorizontalFlip(0.25)(x)
+    x = RandomErasing(0.25, size=8)(x)
+    x = _normalize()(x)
+    for filters in (32, 64, 128):
+        x = layers.MaxPooling2D(2)(_conv_bn(x, filters))
+    x = layers.Flatten()(x)
+    x = layers.Dense(192, activation="relu")(x)
+    x = layers.Dropout(0.35)(x)
+    return layers.Dense(NUM_CLASSES, activation="softmax")(x)
+
+
+def _deep_layers(x):
+    """Conv 64, 64, pool, Conv 128, 128, pool (valid 3x3, BN), Dense 256, Dropout."""
+    x = layers.RandomRotation(10 / 360, fill_mode="constant")(x)
+    x = layers.RandomTranslation(0.1, 0.1, fill_mode="constant")(x)
+    x = layers.RandomZoom(0.1, fill_mode="constant")(x)
+    x = RandomHorizontalFlip(0.5)(x)
+    for filters in (64, 128):
+        x = _conv_bn(x, filters, padding="valid")
+        x = _conv_bn(x, filters, padding="valid")
+        x = layers.Dropout(0.25)(layers.MaxPooling2D(2)(x))
+    x = layers.Flatten()(x)
+    x = layers.Dense(256, activation="relu")(x)
+    x = layers.Dropout(0.5)(x)
+    return layers.Dense(NUM_CLASSES, activation="softmax")(x)
+
+
+def _residual_block(x, filters: int):
+    """Two 3x3 Conv-BN with an identity (or 1x1 projection) shortcut, then ReLU."""
+    y = _conv_bn(x, filters)
+    y = _conv_bn(y, filters, relu=False)
+    if x.shape[-1] != filters:
+        x = _conv_bn(x, filters, kernel=1, relu=False)
+    return layers.ReLU()(layers.Add()([x, y]))
+
+
+PLUS_WIDTHS = (32, 64, 128)  # stem at 28x28, residual stages at 14x14 and 7x7
+
+
+def _plus_layers(x):
+    """The bundle's CNN: cheap stem at 28x28, residual stages at 14x14 and 7x7, GAP."""
+    x = layers.RandomTranslation(0.1, 0.1, fill_mode="constant")(x)
+    x = RandomHorizontalFlip(0.5)(x)
+    x = RandomErasing(0.5, size=10)(x)
+    x = _normalize()(x)
+    stem, *stages = PLUS_WIDTHS
+    x = _conv_bn(x, stem)
+    for filters in stages:
+        x = _residual_block(layers.MaxPooling2D(2, padding="same")(x), filters)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.2)(x)
+    return layers.Dense(NUM_CLASSES, activation="softmax")(x)
+
+
+ANN_VARIANTS: dict[str, Variant] = {
+    "baseline": Variant(_stack(lambda: _ann_layers(dropout=0.0))),
+    "dropout": Variant(_stack(lambda: _ann_layers(dropout=0.3))),
 }
-CNN_VARIANTS: dict[str, Callable[[], list[layers.Layer]]] = {
-    "baseline": lambda: _cnn_layers(dropout=0.0),
-    "dropout": lambda: _cnn_layers(dropout=0.5),
+CNN_VARIANTS: dict[str, Variant] = {
+    "baseline": Variant(_stack(lambda: _cnn_layers(dropout=0.0))),
+    "dropout": Variant(_stack(lambda: _cnn_layers(dropout=0.5))),
+    "bn": Variant(
+        _bn_layers,
+        Recipe(
+            epochs=40,
+            batch_size=128,
+            learning_rate=3e-4,
+            optimizer="adamw",
+            weight_decay=3e-4,
+            clipnorm=1.0,
+            label_smoothing=0.05,
+            reduce_lr_on_plateau=True,
+            early_stopping_patience=5,
+            source="published 91.85%: 3 BN blocks, AdamW, smoothing, augmentation",
+        ),
+        "Conv 32/64/128 + BN + ReLU + MaxPool, Dense 192, Dropout 0.35",
+    ),
+    "deep": Variant(
+        _deep_layers,
+        Recipe(
+            epochs=30,
+            batch_size=64,
+            learning_rate=5e-4,
+            early_stopping_patience=5,
+            source="published 92.74%: Conv 64-64-128-128, BN, augmentation, 30 epochs",
+        ),
+        "Conv 64, 64, pool, Conv 128, 128, pool (BN), Dense 256, Dropout 0.5",
+    ),
+    "plus": Variant(
+        _plus_layers,
+        Recipe(
+            epochs=12,
+            batch_size=128,
+            learning_rate=3e-3,
+            optimizer="adamw",
+            weight_decay=0.02,
+            label_smoothing=0.1,
+            schedule="one-cycle",
+            warmup_fraction=0.2,
+            test_time_flip=True,
+            source="this bundle: residual CNN, one-cycle AdamW, 12 CPU minutes",
+        ),
+        "stem 32 at 28x28, residual 64 at 14x14 and 128 at 7x7, global average pool",
+    ),
 }
 MODEL_VARIANTS = {"ann": ANN_VARIANTS, "cnn": CNN_VARIANTS}
 
@@ -68,54 +348,136 @@ def check_variant(model: str, variant: str) -> None:
         )
 
 
-def compile_model(model: keras.Model, learning_rate: float) -> keras.Model:
-    """Compile with Adam, sparse categorical cross-entropy and accuracy."""
+def get_recipe(model: str, variant: str) -> Recipe:
+    """Return the training recipe attached to ``model``/``variant``."""
+    check_variant(model, variant)
+    return MODEL_VARIANTS[model][variant].recipe
+
+
+def make_optimizer(
+    recipe: Recipe,
+    learning_rate: float | None = None,
+    epochs: int | None = None,
+    steps_per_epoch: int | None = None,
+) -> keras.optimizers.Optimizer:
+    """Build the recipe's optimizer and learning-rate schedule.
+
+    Args:
+        recipe: The training recipe.
+        learning_rate: Overrides ``recipe.learning_rate`` (peak rate for one-cycle).
+        epochs: Epochs the schedule spans (default ``recipe.epochs``).
+        steps_per_epoch: Batches per epoch (default: the 50k training split).
+    """
+    rate = recipe.learning_rate if learning_rate is None else learning_rate
+    if recipe.schedule == "one-cycle":
+        steps_per_epoch = steps_per_epoch or math.ceil(
+            DEFAULT_TRAIN_SIZE / recipe.batch_size
+        )
+        total = max(2, steps_per_epoch * (epochs or recipe.epochs))
+        warmup = max(1, int(total * recipe.warmup_fraction))
+        rate = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=rate / 10,
+            decay_steps=total - warmup,
+            warmup_target=rate,
+            warmup_steps=warmup,
+        )
+    elif recipe.schedule != "constant":
+        raise ValueError(f"Unknown schedule {recipe.schedule!r}")
+    if recipe.optimizer == "adamw":
+        return keras.optimizers.AdamW(
+            rate, weight_decay=recipe.weight_decay, clipnorm=recipe.clipnorm
+        )
+    return keras.optimizers.Adam(rate, clipnorm=recipe.clipnorm)
+
+
+def compile_model(
+    model: keras.Model, learning_rate: float, recipe: Recipe | None = None, **schedule
+) -> keras.Model:
+    """Compile with the recipe's optimizer (default Adam), cross-entropy and accuracy.
+
+    Args:
+        model: The model to compile.
+        learning_rate: Learning rate (peak rate for a one-cycle recipe).
+        recipe: Training recipe; default plain Adam, no smoothing.
+        **schedule: ``epochs`` and ``steps_per_epoch`` for a one-cycle schedule.
+    """
+    recipe = recipe or Recipe()
+    loss = (
+        SparseCategoricalCrossentropy(recipe.label_smoothing)
+        if recipe.label_smoothing
+        else "sparse_categorical_crossentropy"
+    )
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss="sparse_categorical_crossentropy",
+        optimizer=make_optimizer(recipe, learning_rate, **schedule),
+        loss=loss,
         metrics=["accuracy"],
     )
     return model
 
 
-def _build(model: str, variant: str, input_shape: tuple[int, ...], lr: float):
+def _build(
+    model: str,
+    variant: str,
+    input_shape: tuple[int, ...],
+    learning_rate: float | None,
+    epochs: int | None,
+    steps_per_epoch: int | None,
+) -> keras.Model:
     check_variant(model, variant)
-    stack = MODEL_VARIANTS[model][variant]()
-    net = keras.Sequential(
-        [keras.Input(shape=input_shape), *stack], name=f"{model}_{variant}"
+    spec = MODEL_VARIANTS[model][variant]
+    inputs = keras.Input(shape=input_shape)
+    net = keras.Model(inputs, spec.graph(inputs), name=f"{model}_{variant}")
+    rate = spec.recipe.learning_rate if learning_rate is None else learning_rate
+    return compile_model(
+        net, rate, spec.recipe, epochs=epochs, steps_per_epoch=steps_per_epoch
     )
-    return compile_model(net, lr)
 
 
 def build_ann(
-    variant: str = "baseline", learning_rate: float = DEFAULT_LEARNING_RATE
+    variant: str = "baseline",
+    learning_rate: float | None = None,
+    epochs: int | None = None,
+    steps_per_epoch: int | None = None,
 ) -> keras.Model:
     """Build the fully connected network: 784 -> 256 -> 128 -> 10 (235,146 params).
 
     Args:
         variant: ``"baseline"`` or ``"dropout"`` (Dropout 0.3 after each hidden layer).
-        learning_rate: Adam learning rate.
+        learning_rate: Adam learning rate (default the variant's recipe, 1e-3).
+        epochs: Epochs a learning-rate schedule spans (recipes with a schedule only).
+        steps_per_epoch: Batches per epoch, for a schedule.
 
     Returns:
         A compiled model taking float32 (n, 784) in [0, 1], giving (n, 10) softmax.
     """
-    return _build("ann", variant, ANN_INPUT_SHAPE, learning_rate)
+    return _build(
+        "ann", variant, ANN_INPUT_SHAPE, learning_rate, epochs, steps_per_epoch
+    )
 
 
 def build_cnn(
-    variant: str = "baseline", learning_rate: float = DEFAULT_LEARNING_RATE
+    variant: str = "baseline",
+    learning_rate: float | None = None,
+    epochs: int | None = None,
+    steps_per_epoch: int | None = None,
 ) -> keras.Model:
-    """Build the convolutional network (225,034 params for baseline and dropout).
+    """Build a convolutional network, compiled with its variant's recipe.
 
-    Conv 32 3x3 -> MaxPool -> Conv 64 3x3 -> MaxPool -> Flatten -> Dense 128 ->
-    Dense 10.
+    Variants (``CNN_VARIANTS``): ``"baseline"`` Conv 32 3x3 -> MaxPool -> Conv 64
+    3x3 -> MaxPool -> Flatten -> Dense 128 -> Dense 10 (225,034 params);
+    ``"dropout"`` the same with Dropout 0.5 before each dense layer; ``"bn"`` and
+    ``"deep"`` the published recipes; ``"plus"`` this bundle's residual CNN.
 
     Args:
-        variant: ``"baseline"`` or ``"dropout"`` (Dropout 0.5 before each dense layer).
-        learning_rate: Adam learning rate.
+        variant: A key of ``CNN_VARIANTS``.
+        learning_rate: Overrides the recipe's (peak) learning rate.
+        epochs: Epochs a one-cycle schedule spans (default the recipe's).
+        steps_per_epoch: Batches per epoch, for a schedule (default: 50k images).
 
     Returns:
         A compiled model taking float32 (n, 28, 28, 1) in [0, 1], giving (n, 10)
         softmax probabilities.
     """
-    return _build("cnn", variant, CNN_INPUT_SHAPE, learning_rate)
+    return _build(
+        "cnn", variant, CNN_INPUT_SHAPE, learning_rate, epochs, steps_per_epoch
+    )

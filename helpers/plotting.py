@@ -15,9 +15,11 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from helpers.artifacts import artifact_path, atomic_path
@@ -402,3 +404,212 @@ def save_figure(
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     return path
+
+
+# --- Comparing runs -----------------------------------------------------------------
+
+DIVERGING_CMAP = "RdBu_r"  # blue below zero (errors fixed), red above (errors added)
+PAGE_WIDTH = 7.0  # inches: figures meant for the PDF report are drawn at this width
+
+
+def _rotate_xticklabels(ax: Axes, rotation: float = 30) -> None:
+    plt.setp(
+        ax.get_xticklabels(), rotation=rotation, ha="right", rotation_mode="anchor"
+    )
+
+
+def plot_accuracy_ci(
+    accuracy_by_run: Mapping[str, float],
+    ci_by_run: Mapping[str, tuple[float, float]],
+    ax: Axes | None = None,
+    confidence: float = 0.95,
+) -> Axes:
+    """Draw each run's test accuracy as a horizontal bar with its confidence interval.
+
+    The accuracy axis is zoomed to the intervals (it does not start at 0, and the
+    label says where it starts), so intervals a point wide stay visible; each bar is
+    labelled with its accuracy.
+
+    Args:
+        accuracy_by_run: Run name -> test accuracy in [0, 1]; bars top to bottom in
+            this order, each in :func:`run_color` of its run.
+        ci_by_run: Run name -> ``(low, high)`` interval around that accuracy, e.g.
+            ``evaluation.bootstrap_accuracy_cis``.
+        ax: Axes to draw on.
+        confidence: Coverage of the intervals, for the axis label.
+
+    Returns:
+        The axes.
+    """
+    runs = list(accuracy_by_run)
+    accuracy = np.array([accuracy_by_run[run] for run in runs], dtype=np.float64)
+    low = np.array([ci_by_run[run][0] for run in runs], dtype=np.float64)
+    high = np.array([ci_by_run[run][1] for run in runs], dtype=np.float64)
+    ax = _axes(ax, (PAGE_WIDTH, 1.3 + 0.45 * len(runs)))
+    y = np.arange(len(runs))
+    ax.barh(
+        y,
+        accuracy,
+        color=[run_color(run) for run in runs],
+        xerr=np.vstack([accuracy - low, high - accuracy]),
+        error_kw={"capsize": 4, "elinewidth": 1.2, "ecolor": "0.15"},
+    )
+    span = max(float(high.max() - low.min()), 0.01)
+    left = max(0.0, float(low.min()) - span)
+    for yi, value, upper in zip(y, accuracy, high, strict=True):
+        ax.text(upper + 0.04 * span, yi, f"{value:.4f}", va="center", fontsize=8)
+    ax.set_xlim(left, float(high.max()) + 0.5 * span)
+    ax.set_yticks(y, runs)
+    ax.invert_yaxis()  # first run on top
+    ax.grid(axis="y", visible=False)
+    ax.set(
+        title="Test accuracy per run",
+        xlabel=f"test accuracy, {confidence:.0%} bootstrap CI "
+        f"(axis starts at {left:.3f}, not 0)",
+        ylabel="",
+    )
+    return ax
+
+
+def _barh_panel(
+    ax: Axes, runs: Sequence[str], values: np.ndarray, fmt: str, title: str, xlabel: str
+) -> None:
+    """One horizontal bar per run in its colour, each labelled with ``fmt``."""
+    bars = ax.barh(runs, values, color=[run_color(run) for run in runs])
+    ax.bar_label(bars, labels=[fmt.format(v) for v in values], padding=3, fontsize=8)
+    ax.set_xlim(0, float(values.max()) * 1.3 if values.max() > 0 else 1)
+    ax.grid(axis="y", visible=False)
+    ax.set(title=title, xlabel=xlabel)
+
+
+def plot_params_and_time(metrics_by_run: Mapping[str, Mapping[str, object]]) -> Figure:
+    """Draw the parameter count and the training time of every run, side by side.
+
+    Args:
+        metrics_by_run: Run name -> metrics record with ``params`` and
+            ``train_seconds``; bars top to bottom in this order.
+
+    Returns:
+        The figure, two Axes sharing the run axis.
+    """
+    runs = list(metrics_by_run)
+    params = np.array([metrics_by_run[run]["params"] for run in runs], dtype=np.float64)
+    seconds = np.array(
+        [metrics_by_run[run]["train_seconds"] for run in runs], dtype=np.float64
+    )
+    fig, axes = plt.subplots(
+        1,
+        2,
+        figsize=(PAGE_WIDTH, 1.4 + 0.45 * len(runs)),
+        sharey=True,
+        layout="constrained",
+    )
+    _barh_panel(axes[0], runs, params, "{:,.0f}", "Parameters", "parameters")
+    _barh_panel(axes[1], runs, seconds, "{:,.0f} s", "Training time", "seconds")
+    axes[0].invert_yaxis()  # shared: first run on top in both panels
+    axes[0].xaxis.set_major_formatter(lambda value, _: f"{value / 1000:,.0f}k")
+    fig.suptitle("Model size and training cost")
+    return fig
+
+
+def plot_per_class_f1(f1_table: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Draw per-class F1 scores as an annotated heatmap, classes down and runs across.
+
+    The colour scale spans the table's own range, so differences of a few points
+    between runs show.
+
+    Args:
+        f1_table: float DataFrame (classes, runs), e.g.
+            ``comparison.per_class_f1_table``.
+        ax: Axes to draw on.
+
+    Returns:
+        The axes.
+    """
+    ax = _axes(ax, (PAGE_WIDTH, 5.0))
+    sns.heatmap(
+        f1_table,
+        ax=ax,
+        annot=True,
+        fmt=".3f",
+        annot_kws={"fontsize": 8},
+        cmap=HEATMAP_CMAP,
+        cbar_kws={"label": "F1"},
+    )
+    ax.tick_params(axis="both", labelsize=8)
+    _rotate_xticklabels(ax)
+    plt.setp(ax.get_yticklabels(), rotation=0)
+    ax.set(title="Per-class F1 of every run", xlabel="run", ylabel="class")
+    return ax
+
+
+def plot_confusion_difference(
+    cm_diff: np.ndarray,
+    class_names: Sequence[str] = CLASS_NAMES,
+    ax: Axes | None = None,
+    run_a: str = "A",
+    run_b: str = "B",
+) -> Axes:
+    """Draw a confusion-matrix difference ``B - A`` on a colour scale centred at 0.
+
+    Off the diagonal, blue (negative) cells are mistakes of ``run_a`` that ``run_b``
+    no longer makes, red (positive) ones mistakes ``run_b`` adds. The diagonal
+    (change in images right per class) is printed in bold on grey, outside the
+    colour scale, so it neither dominates the scale nor reads as an error. Zero
+    cells are left blank.
+
+    Args:
+        cm_diff: int (k, k) difference, rows = true class, e.g.
+            ``evaluation.confusion_difference(cm_a, cm_b)``.
+        class_names: Tick labels, in label order.
+        ax: Axes to draw on.
+        run_a: Name of the run subtracted.
+        run_b: Name of the run it is subtracted from.
+
+    Returns:
+        The axes, titled ``"<run_b> minus <run_a>"``.
+    """
+    diff = np.asarray(cm_diff, dtype=np.int64)
+    k = len(diff)
+    diagonal = np.eye(k, dtype=bool)
+    off = np.abs(diff[~diagonal])
+    limit = max(int(off.max()) if off.size else 0, 1)
+    labels = np.where(diff == 0, "", np.char.mod("%+d", diff))
+    ax = _axes(ax, (PAGE_WIDTH, 6.0))
+    sns.heatmap(
+        diff,
+        ax=ax,
+        mask=diagonal,
+        annot=labels,
+        fmt="",
+        annot_kws={"fontsize": 8},
+        cmap=DIVERGING_CMAP,
+        vmin=-limit,  # symmetric, so white is 0
+        vmax=limit,
+        xticklabels=class_names,
+        yticklabels=class_names,
+        square=True,
+        linewidths=0.5,
+        linecolor="white",
+        cbar_kws={"label": "images (blue: errors fixed, red: errors added)"},
+    )
+    for c in range(k):
+        ax.add_patch(Rectangle((c, c), 1, 1, facecolor="0.88", edgecolor="white"))
+        ax.text(
+            c + 0.5,
+            c + 0.5,
+            labels[c, c],
+            ha="center",
+            va="center",
+            fontsize=8,
+            fontweight="bold",
+        )
+    ax.tick_params(axis="both", labelsize=8)
+    _rotate_xticklabels(ax, 40)
+    plt.setp(ax.get_yticklabels(), rotation=0)
+    ax.set(
+        title=f"{run_b} minus {run_a}",
+        xlabel="predicted class",
+        ylabel="true class (diagonal: change in images right)",
+    )
+    return ax

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import keras
 import numpy as np
 
+from helpers.artifacts import atomic_path, read_json, write_json
+from helpers.models import Recipe
 from helpers.pipeline import HEADLESS_ENV
 
 
@@ -63,9 +67,10 @@ class TrainResult:
         model: The model with the weights kept (best validation epoch with early
             stopping or ``keep_best_weights``, else the last epoch).
         history: Per-epoch lists, e.g. ``{"loss": [...], "val_accuracy": [...]}``.
-        train_seconds: Wall time of the whole fit.
+        train_seconds: Wall time of the fit (all sessions, when resumed).
         epoch_seconds: Wall time of each epoch.
         best_epoch: 1-based epoch with the highest validation accuracy.
+        resumed_from_epoch: Epochs restored from a checkpoint (0: a fresh start).
     """
 
     model: keras.Model
@@ -73,6 +78,7 @@ class TrainResult:
     train_seconds: float
     epoch_seconds: list[float] = field(default_factory=list)
     best_epoch: int = 0
+    resumed_from_epoch: int = 0
 
     @property
     def epochs_run(self) -> int:
@@ -85,6 +91,127 @@ class TrainResult:
         return max(self.history["val_accuracy"])
 
 
+@dataclass
+class TrainingState:
+    """Everything needed to continue a fit: written after every completed epoch.
+
+    Attributes:
+        fingerprint: Identifies the run's settings; a checkpoint with another
+            fingerprint belongs to another run and is discarded.
+        history: Per-epoch metric lists so far.
+        epoch_seconds: Wall time of each completed epoch.
+        weights_file: File (in the checkpoint folder) with the model and optimizer
+            state after the last completed epoch.
+    """
+
+    fingerprint: str
+    history: dict[str, list[float]] = field(default_factory=dict)
+    epoch_seconds: list[float] = field(default_factory=list)
+    weights_file: str = ""
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.epoch_seconds)
+
+    @property
+    def best_epoch(self) -> int:
+        """1-based epoch with the highest validation accuracy (0 before any)."""
+        scores = self.history.get("val_accuracy", [])
+        return int(np.argmax(scores)) + 1 if scores else 0
+
+
+STATE_FILE = "state.json"
+BEST_WEIGHTS_FILE = "best.weights.h5"
+
+
+def load_training_state(folder: Path, fingerprint: str) -> TrainingState:
+    """Read the checkpoint in ``folder``; a fresh state when absent or foreign."""
+    path = folder / STATE_FILE
+    if path.is_file():
+        try:
+            state = TrainingState(**read_json(path))
+        except (ValueError, TypeError) as error:
+            print(f"Ignoring unreadable checkpoint {path}: {error}", flush=True)
+        else:
+            if (
+                state.fingerprint == fingerprint
+                and (folder / state.weights_file).is_file()
+            ):
+                return state
+        shutil.rmtree(folder)
+    return TrainingState(fingerprint)
+
+
+def _save_weights_atomic(model: keras.Model, path: Path) -> None:
+    # Keras insists on the ".weights.h5" suffix, so the temporary name keeps it.
+    with atomic_path(path) as tmp:
+        model.save_weights(tmp.with_name(tmp.name + ".weights.h5"))
+        os.replace(tmp.with_name(tmp.name + ".weights.h5"), tmp)
+
+
+class BestEpochKeeper(keras.callbacks.Callback):
+    """Track the best validation accuracy, keep its weights, stop when patience ends.
+
+    Unlike ``keras.callbacks.EarlyStopping``, it knows the epochs of earlier sessions
+    of a resumed fit, so patience and the best weights survive an interruption.
+    """
+
+    def __init__(self, state: TrainingState, patience: int | None, folder: Path | None):
+        super().__init__()
+        self.state = state
+        self.patience = patience
+        self.folder = folder
+        self.best_weights: list[np.ndarray] | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.state.best_epoch == self.state.epochs_done:  # this epoch is the best
+            self.best_weights = self.model.get_weights()
+            if self.folder is not None:
+                _save_weights_atomic(self.model, self.folder / BEST_WEIGHTS_FILE)
+        waited = self.state.epochs_done - self.state.best_epoch
+        if self.patience is not None and waited >= self.patience:
+            self.model.stop_training = True
+
+    def restore_best(self) -> None:
+        """Load the best epoch's weights into the model."""
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+        elif self.folder is not None and (self.folder / BEST_WEIGHTS_FILE).is_file():
+            self.model.load_weights(self.folder / BEST_WEIGHTS_FILE)
+
+
+class StateRecorder(keras.callbacks.Callback):
+    """Append each epoch's metrics and time to the state; checkpoint it to disk.
+
+    The weights (with the optimizer state) go to a new file first, then the state
+    naming that file is written atomically: a kill at any moment leaves a consistent
+    checkpoint of the last completed epoch.
+    """
+
+    def __init__(self, state: TrainingState, folder: Path | None):
+        super().__init__()
+        self.state = state
+        self.folder = folder
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.state.epoch_seconds.append(time.perf_counter() - self._start)
+        for key, value in (logs or {}).items():
+            if key != "learning_rate":
+                self.state.history.setdefault(key, []).append(float(value))
+        if self.folder is None:
+            return
+        old = self.state.weights_file
+        self.state.weights_file = f"epoch-{epoch + 1}.weights.h5"
+        _save_weights_atomic(self.model, self.folder / self.state.weights_file)
+        write_json(self.folder / STATE_FILE, asdict(self.state))
+        if old and old != self.state.weights_file:
+            (self.folder / old).unlink(missing_ok=True)
+
+
 def train_model(
     build: Callable[[], keras.Model],
     data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
@@ -94,8 +221,15 @@ def train_model(
     early_stopping_patience: int | None = None,
     keep_best_weights: bool = False,
     callbacks: list[keras.callbacks.Callback] | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    fingerprint: str = "",
 ) -> TrainResult:
     """Seed everything, build a fresh model and fit it, monitoring the validation split.
+
+    With ``checkpoint_dir``, the model, optimizer state and history are saved after
+    every epoch; calling again with the same folder and ``fingerprint`` (e.g. after
+    the process was killed) continues from the last completed epoch, and the folder
+    is removed once training finishes.
 
     Args:
         build: Returns a fresh compiled model (called after seeding).
@@ -108,38 +242,76 @@ def train_model(
             epochs.
         keep_best_weights: Without early stopping, train all epochs but end with the
             weights of the epoch with the best validation accuracy (else the last).
-        callbacks: Extra callbacks (e.g. a learning-rate schedule).
+        callbacks: Extra callbacks (e.g. ``keras.callbacks.ReduceLROnPlateau``).
+        checkpoint_dir: Folder for the resumable checkpoint, or None.
+        fingerprint: Identifies the settings of this fit; a checkpoint made with
+            another fingerprint is discarded instead of resumed.
 
     Returns:
         A :class:`TrainResult`.
     """
     x_train, y_train, x_val, y_val = data
-    seed_everything(seed)
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    state = TrainingState(fingerprint)
+    if folder is not None:
+        state = load_training_state(folder, fingerprint)
+        folder.mkdir(parents=True, exist_ok=True)
+    resumed_from = state.epochs_done
+    # A resumed fit draws fresh random numbers: seeding with the epoch keeps it
+    # reproducible without replaying the batches of the epochs already done.
+    seed_everything(seed + resumed_from)
     model = build()
-    timer = EpochTimer()
-    all_callbacks = [timer, *(callbacks or [])]
-    if early_stopping_patience is not None or keep_best_weights:
-        all_callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_accuracy",
-                patience=early_stopping_patience or epochs,
-                restore_best_weights=True,
-            )
-        )
+    if resumed_from:
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(folder / state.weights_file)
+        print(f"Resuming from epoch {resumed_from} ({folder})", flush=True)
+    recorder = StateRecorder(state, folder)
+    keeper = BestEpochKeeper(state, early_stopping_patience, folder)
+    all_callbacks = [recorder, keeper, *(callbacks or [])]
     headless = is_headless()
     if headless:
         all_callbacks.append(EpochLogger(epochs))
     start = time.perf_counter()
-    fit = model.fit(
-        x_train,
-        y_train,
-        validation_data=(x_val, y_val),
-        epochs=epochs,
-        batch_size=batch_size,
-        callbacks=all_callbacks,
-        verbose=0 if headless else 1,
+    if resumed_from < epochs and not _patience_exhausted(
+        state, early_stopping_patience
+    ):
+        model.fit(
+            x_train,
+            y_train,
+            validation_data=(x_val, y_val),
+            epochs=epochs,
+            initial_epoch=resumed_from,
+            batch_size=batch_size,
+            callbacks=all_callbacks,
+            verbose=0 if headless else 1,
+        )
+    if early_stopping_patience is not None or keep_best_weights:
+        keeper.restore_best()
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+    train_seconds = sum(state.epoch_seconds[:resumed_from]) + (
+        time.perf_counter() - start
     )
-    train_seconds = time.perf_counter() - start
-    history = {k: [float(v) for v in values] for k, values in fit.history.items()}
-    best_epoch = int(np.argmax(history["val_accuracy"])) + 1
-    return TrainResult(model, history, train_seconds, timer.seconds, best_epoch)
+    return TrainResult(
+        model,
+        state.history,
+        train_seconds,
+        state.epoch_seconds,
+        state.best_epoch,
+        resumed_from,
+    )
+
+
+def _patience_exhausted(state: TrainingState, patience: int | None) -> bool:
+    return patience is not None and state.epochs_done - state.best_epoch >= patience
+
+
+def recipe_callbacks(recipe: Recipe) -> list[keras.callbacks.Callback]:
+    """Callbacks a training recipe asks for (e.g. ReduceLROnPlateau)."""
+    if recipe.reduce_lr_on_plateau:
+        return [
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=0.5, patience=2, min_lr=1e-6
+            )
+        ]
+    return []

@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from helpers import data, evaluation
 
@@ -258,3 +259,256 @@ def test_describe_run_renders_the_numbers_of_the_record():
     assert "Fast mode" in evaluation.describe_run(
         {**record, "fast": True, "train_size": 10}
     )
+
+
+# --- Comparing runs -------------------------------------------------------------
+
+
+def paired(only_a: int, only_b: int, both: int, neither: int) -> tuple[np.ndarray, ...]:
+    """Right/wrong arrays of two models with the given 2x2 table, images shuffled."""
+    a = np.repeat([True, False, True, False], [only_a, only_b, both, neither])
+    b = np.repeat([False, True, True, False], [only_a, only_b, both, neither])
+    order = np.random.default_rng(only_a + 7 * only_b).permutation(len(a))
+    return a[order], b[order]
+
+
+def test_mcnemar_on_a_hand_made_table_matches_the_hand_value_and_binomtest():
+    a, b = paired(only_a=1, only_b=5, both=3, neither=2)
+    result = evaluation.mcnemar_exact(a, b)
+    assert result["only_a"] == 1
+    assert result["only_b"] == 5
+    assert result["both"] == 3
+    assert result["neither"] == 2
+    assert result["n_discordant"] == 6
+    assert result["statistic"] == 1
+    # P(X <= 1) for X ~ Binomial(6, 1/2) is (1 + 6) / 64; two-sided doubles it.
+    assert result["p_value"] == pytest.approx(2 * (1 + 6) / 64)
+    assert result["p_value"] == pytest.approx(0.21875)
+    assert result["p_value"] == pytest.approx(stats.binomtest(1, 6, 0.5).pvalue)
+
+
+@pytest.mark.parametrize(
+    ("only_a", "only_b"),
+    [(0, 7), (3, 20), (10, 10), (11, 10), (120, 80), (346, 298), (1, 0)],
+)
+def test_mcnemar_p_value_agrees_with_scipy_binomtest(only_a, only_b):
+    a, b = paired(only_a, only_b, both=50, neither=4)
+    result = evaluation.mcnemar_exact(a, b)
+    expected = stats.binomtest(only_a, only_a + only_b, 0.5).pvalue
+    assert result["p_value"] == pytest.approx(expected, rel=1e-9, abs=1e-300)
+    assert 0 < result["p_value"] <= 1.0
+
+
+def test_mcnemar_without_discordant_images_gives_p_one():
+    a, b = paired(only_a=0, only_b=0, both=8, neither=2)
+    result = evaluation.mcnemar_exact(a, b)
+    assert result["p_value"] == 1.0
+    assert result["n_discordant"] == result["statistic"] == 0
+    assert evaluation.mcnemar_exact(a, a)["p_value"] == 1.0
+
+
+def test_mcnemar_is_symmetric_in_the_two_models():
+    a, b = paired(only_a=4, only_b=15, both=30, neither=6)
+    ab, ba = evaluation.mcnemar_exact(a, b), evaluation.mcnemar_exact(b, a)
+    assert ab["p_value"] == ba["p_value"]
+    assert (ab["only_a"], ab["only_b"]) == (ba["only_b"], ba["only_a"]) == (4, 15)
+    assert ab["both"] == ba["both"]
+    assert ab["neither"] == ba["neither"]
+
+
+def test_mcnemar_rejects_unpaired_or_non_boolean_inputs():
+    with pytest.raises(ValueError, match="same images: 3 != 2"):
+        evaluation.mcnemar_exact(np.ones(3, bool), np.ones(2, bool))
+    with pytest.raises(ValueError, match="True/False"):
+        evaluation.mcnemar_exact(np.array([0.5, 1.0]), np.ones(2, bool))
+    with pytest.raises(ValueError, match=">= 0"):
+        evaluation.mcnemar_exact_p_value(-1, 3)
+    # 0/1 integers are read as right/wrong.
+    assert evaluation.mcnemar_exact(np.array([1, 0]), np.array([0, 0]))["only_a"] == 1
+
+
+def test_correct_predictions_compares_arg_max_with_labels():
+    probs = np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4]])
+    np.testing.assert_array_equal(
+        evaluation.correct_predictions(np.array([0, 0, 0]), probs), [True, False, True]
+    )
+    with pytest.raises(ValueError, match="n = 2 labels"):
+        evaluation.correct_predictions(np.array([0, 1]), probs)
+
+
+def accuracy_of(n: int, accuracy: float = 0.9) -> np.ndarray:
+    """bool (n,) with exactly round(accuracy * n) True values, shuffled."""
+    correct = np.arange(n) < round(accuracy * n)
+    return np.random.default_rng(n).permutation(correct)
+
+
+def test_bootstrap_interval_contains_the_accuracy_and_narrows_with_more_images():
+    small = evaluation.bootstrap_accuracy_ci(accuracy_of(100), n_resamples=2000)
+    large = evaluation.bootstrap_accuracy_ci(accuracy_of(10_000), n_resamples=2000)
+    for low, high in (small, large):
+        assert low < 0.9 < high
+    assert large[1] - large[0] < (small[1] - small[0]) / 5  # ~sqrt(100) narrower
+
+
+def test_bootstrap_interval_matches_the_binomial_quantiles():
+    # The number right in a resample of n images is Binomial(n, accuracy), so the
+    # percentile interval should be close to that distribution's quantiles / n.
+    n = 10_000
+    low, high = evaluation.bootstrap_accuracy_ci(accuracy_of(n), n_resamples=10_000)
+    expected = stats.binom.ppf([0.025, 0.975], n, 0.9) / n
+    assert low == pytest.approx(expected[0], abs=0.001)
+    assert high == pytest.approx(expected[1], abs=0.001)
+    assert high - low == pytest.approx(2 * 1.96 * np.sqrt(0.9 * 0.1 / n), rel=0.1)
+    narrow = evaluation.bootstrap_accuracy_ci(accuracy_of(n), confidence=0.5)
+    assert narrow[1] - narrow[0] < (high - low) / 2
+
+
+def test_bootstrap_interval_is_reproducible_and_independent_of_chunking():
+    correct = accuracy_of(1000, 0.8)
+    first = evaluation.bootstrap_accuracy_ci(correct, n_resamples=3000, seed=3)
+    assert evaluation.bootstrap_accuracy_ci(correct, n_resamples=3000, seed=3) == first
+    assert evaluation.bootstrap_accuracy_ci(correct, n_resamples=3000, seed=4) != first
+    chunked = evaluation.bootstrap_accuracy_ci(
+        correct, n_resamples=3000, seed=3, max_chunk_elements=2500
+    )
+    assert chunked == first
+    assert evaluation.bootstrap_accuracy_ci(np.ones(50, bool)) == (1.0, 1.0)
+
+
+def test_bootstrap_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="confidence"):
+        evaluation.bootstrap_accuracy_ci(accuracy_of(10), confidence=95)
+    with pytest.raises(ValueError, match="n_resamples"):
+        evaluation.bootstrap_accuracy_ci(accuracy_of(10), n_resamples=0)
+    with pytest.raises(ValueError, match="non-empty 1-D"):
+        evaluation.bootstrap_accuracy_ci(np.ones((2, 5), bool))
+
+
+def test_bootstrap_cis_gives_every_run_an_interval_in_order():
+    cis = evaluation.bootstrap_accuracy_cis(
+        {"b": accuracy_of(500, 0.7), "a": accuracy_of(500, 0.9)}, n_resamples=500
+    )
+    assert list(cis) == ["b", "a"]
+    assert cis["b"][1] < cis["a"][0]  # 0.7 and 0.9 on 500 images do not overlap
+
+
+def test_pairwise_mcnemar_covers_every_pair_once():
+    a, b = paired(only_a=2, only_b=30, both=60, neither=8)
+    c = b.copy()
+    c[np.flatnonzero(c)[:3]] = False  # c: b with three more mistakes
+    pairs = evaluation.pairwise_mcnemar({"a": a, "b": b, "c": c})
+    assert [(p["run_a"], p["run_b"]) for p in pairs] == [
+        ("a", "b"),
+        ("a", "c"),
+        ("b", "c"),
+    ]
+    ab = pairs[0]
+    assert ab["accuracy_a"] == pytest.approx(62 / 100)
+    assert ab["accuracy_b"] == pytest.approx(90 / 100)
+    assert ab["difference"] == pytest.approx(-0.28)
+    assert (ab["only_a"], ab["only_b"]) == (2, 30)
+    assert ab["p_value"] == pytest.approx(stats.binomtest(2, 32).pvalue)
+    assert ab["significant"] is True
+    bc = pairs[2]
+    assert (bc["only_a"], bc["only_b"]) == (3, 0)
+    assert bc["p_value"] == pytest.approx(0.25)  # 2 * (1/2)^3
+    assert bc["significant"] is False
+    assert evaluation.pairwise_mcnemar({"a": a}) == []
+    with pytest.raises(ValueError, match="different numbers of test images"):
+        evaluation.pairwise_mcnemar({"a": a, "short": b[:10]})
+
+
+def test_confusion_difference_is_b_minus_a():
+    cm_a = np.array([[8, 2], [3, 7]])
+    cm_b = np.array([[10, 0], [4, 6]])
+    diff = evaluation.confusion_difference(cm_a, cm_b)
+    np.testing.assert_array_equal(diff, [[2, -2], [1, -1]])  # fixed 0->1, added 1->0
+    assert diff.dtype == np.int64
+    np.testing.assert_array_equal(diff.sum(axis=1), 0)
+    with pytest.raises(ValueError, match="equal in shape"):
+        evaluation.confusion_difference(cm_a, np.eye(3))
+
+
+def record(run: str, accuracy: float, f1: dict[str, float], **extra) -> dict:
+    """A metrics record with the keys the comparison reads."""
+    per_class = {name: {"f1": value} for name, value in f1.items()}
+    return {"run": run, "test_accuracy": accuracy, "per_class": per_class, **extra}
+
+
+F1 = {"Shirt": 0.6, "Coat": 0.8, "Bag": 0.95, "Trouser": 0.97}
+
+
+def test_best_run_by_family_and_mean_class_f1():
+    runs = {
+        "ann-a": record("ann-a", 0.85, F1, model="ann"),
+        "cnn-a": record("cnn-a", 0.91, F1, model="cnn"),
+        "ann-b": record("ann-b", 0.87, {**F1, "Coat": 0.7}, model="ann"),
+        "cnn-b": record("cnn-b", 0.91, F1),  # a tie: the first listed wins
+    }
+    assert evaluation.best_run_by_family(runs) == {"ann": "ann-b", "cnn": "cnn-a"}
+    means = evaluation.mean_class_f1(runs)
+    assert list(means)[:2] == ["Shirt", "Coat"]
+    assert means["Coat"] == pytest.approx((0.8 * 3 + 0.7) / 4)
+
+
+def comparison_of(only_best: int, only_other: int) -> tuple[dict, list]:
+    """An ANN and a CNN run whose McNemar table has the given discordant counts."""
+    cnn, ann = paired(only_a=only_best, only_b=only_other, both=900, neither=40)
+    runs = {
+        "ann-x": record("ann-x", float(ann.mean()), {**F1, "Shirt": 0.5}, model="ann"),
+        "cnn-y": record("cnn-y", float(cnn.mean()), F1, model="cnn"),
+    }
+    return runs, evaluation.pairwise_mcnemar({"ann-x": ann, "cnn-y": cnn})
+
+
+def test_describe_comparison_names_the_best_run_and_a_significant_margin():
+    runs, pairs = comparison_of(only_best=40, only_other=10)
+    p_value = pairs[0]["p_value"]
+    assert p_value < 0.05
+    text = evaluation.describe_comparison(runs, pairs, ci_by_run={"cnn-y": (0.9, 0.95)})
+    assert "`cnn-y` (CNN) has the highest test accuracy of the 2 runs" in text
+    assert f"**{runs['cnn-y']['test_accuracy']:.4f}**" in text
+    assert "95% bootstrap CI 0.9000 to 0.9500" in text
+    assert "Runner-up and best ANN" in text
+    margin = 100 * (runs["cnn-y"]["test_accuracy"] - runs["ann-x"]["test_accuracy"])
+    assert f"ahead by {margin:.2f} percentage points" in text
+    assert "only `cnn-y` is right on 40 test images, only `ann-x` on 10" in text
+    assert evaluation.format_p_value(p_value) in text
+    assert "**significant** at the 0.05 level" in text
+    assert "not significant" not in text
+    assert "Shirt (0.550), Coat (0.800), Bag (0.950)" in text
+
+
+def test_describe_comparison_says_not_significant_when_p_is_large():
+    runs, pairs = comparison_of(only_best=12, only_other=10)
+    assert pairs[0]["p_value"] >= 0.05
+    text = evaluation.describe_comparison(runs, pairs)
+    assert "**not significant** at the 0.05 level" in text
+    assert "bootstrap CI" not in text  # no intervals given
+    assert "**significant**" not in text
+
+
+def test_describe_comparison_with_one_kind_or_one_run_says_what_is_missing():
+    runs, pairs = comparison_of(only_best=40, only_other=10)
+    cnns = {
+        "cnn-y": runs["cnn-y"],
+        "cnn-z": record("cnn-z", 0.5, F1, model="cnn", fast=True),
+    }
+    text = evaluation.describe_comparison(cnns, pairs)
+    assert "Only CNN runs were found" in text
+    assert "No paired predictions" in text  # cnn-z has no McNemar result
+    assert "Fast mode" in text
+    one = evaluation.describe_comparison({"ann-x": runs["ann-x"]}, [])
+    assert "Only one run was found" in one
+    assert "`ann-x` (ANN) reaches test accuracy" in one
+    with pytest.raises(ValueError, match="no runs"):
+        evaluation.describe_comparison({}, [])
+
+
+def test_describe_comparison_with_many_runs_compares_runner_up_and_best_ann():
+    runs, pairs = comparison_of(only_best=40, only_other=10)
+    runs["cnn-w"] = record("cnn-w", runs["ann-x"]["test_accuracy"] + 0.001, F1)
+    text = evaluation.describe_comparison(runs, pairs)
+    assert "**Runner-up:** `cnn-w`" in text
+    assert "**Best ANN:** `ann-x`" in text
+    assert "of the 3 runs compared" in text

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import matplotlib.colors
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.collections import QuadMesh
+from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 
 from helpers import data, evaluation, plotting
@@ -193,3 +196,102 @@ def test_learning_curves_show_loss_and_accuracy_side_by_side():
         "accuracy per epoch",
     ]
     assert fig.get_suptitle() == "Learning curves"
+
+
+# --- Comparing runs -------------------------------------------------------------
+
+ACCURACY = {"ann-baseline": 0.875, "cnn-baseline": 0.898, "cnn-plus": 0.921}
+CI = {
+    "ann-baseline": (0.868, 0.881),
+    "cnn-baseline": (0.892, 0.904),
+    "cnn-plus": (0.916, 0.926),
+}
+
+
+def _bar_colors(ax: Axes) -> list[str]:
+    return [matplotlib.colors.to_hex(patch.get_facecolor()) for patch in ax.patches]
+
+
+def test_accuracy_ci_draws_one_bar_per_run_with_its_interval():
+    ax = plotting.plot_accuracy_ci(ACCURACY, CI)
+    assert len(ax.patches) == 3
+    assert [patch.get_width() for patch in ax.patches] == list(ACCURACY.values())
+    assert _bar_colors(ax) == [plotting.run_color(run) for run in ACCURACY]
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(ACCURACY)
+    (bars,) = [c for c in ax.containers if isinstance(c, BarContainer)]
+    segments = bars.errorbar.lines[2][0].get_segments()
+    np.testing.assert_allclose([s[:, 0] for s in segments], list(CI.values()))
+    assert {"0.8750", "0.9210"} <= {t.get_text() for t in ax.texts}
+    left, right = ax.get_xlim()
+    assert 0 < left < 0.868  # zoomed to the intervals, and the label says so
+    assert right > 0.926
+    assert "95% bootstrap CI" in ax.get_xlabel()
+    assert f"starts at {left:.3f}" in ax.get_xlabel()
+    assert ax.get_title()
+    assert ax.figure.get_size_inches()[0] <= 7.5  # legible at PDF page width
+
+
+def test_params_and_time_draws_two_panels_of_one_bar_per_run():
+    metrics = {
+        run: {"params": 1000 * (i + 1), "train_seconds": 10.0 * (i + 1)}
+        for i, run in enumerate(plotting.RUN_COLORS)
+    }
+    fig = plotting.plot_params_and_time(metrics)
+    assert isinstance(fig, Figure)
+    params_ax, time_ax = fig.axes
+    assert [p.get_width() for p in params_ax.patches] == [
+        1000.0 * i for i in range(1, 8)
+    ]
+    assert [p.get_width() for p in time_ax.patches] == [10.0 * i for i in range(1, 8)]
+    assert _bar_colors(time_ax) == list(plotting.RUN_COLORS.values())
+    assert (params_ax.get_title(), time_ax.get_title()) == (
+        "Parameters",
+        "Training time",
+    )
+    assert "70 s" in {t.get_text() for t in time_ax.texts}
+    assert fig.get_size_inches()[0] <= 7.5
+
+
+def test_per_class_f1_heatmap_has_a_cell_per_class_and_run():
+    table = pd.DataFrame(
+        RNG.uniform(0.6, 1.0, (10, 7)),
+        index=list(data.CLASS_NAMES),
+        columns=list(plotting.RUN_COLORS),
+    )
+    ax = plotting.plot_per_class_f1(table)
+    (mesh,) = [c for c in ax.collections if isinstance(c, QuadMesh)]
+    np.testing.assert_allclose(np.asarray(mesh.get_array()).reshape(10, 7), table)
+    assert len(ax.texts) == 70
+    assert f"{table.iloc[6, 2]:.3f}" in {t.get_text() for t in ax.texts}
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(plotting.RUN_COLORS)
+    assert ax.get_xticklabels()[0].get_rotation() > 0
+    _, given = plt.subplots()
+    assert plotting.plot_per_class_f1(table.iloc[:, :2], ax=given) is given
+
+
+def test_confusion_difference_is_centred_at_zero_and_names_both_runs():
+    diff = evaluation.confusion_difference(CM, CM.T)  # some cells up, some down
+    ax = plotting.plot_confusion_difference(diff, run_a="ann-x", run_b="cnn-y")
+    assert ax.get_title() == "cnn-y minus ann-x"
+    (mesh,) = [c for c in ax.collections if isinstance(c, QuadMesh)]
+    assert mesh.norm.vmin == -mesh.norm.vmax == -np.abs(diff).max()
+    hidden = np.ma.getmaskarray(mesh.get_array()).reshape(10, 10)
+    np.testing.assert_array_equal(hidden, np.eye(10, dtype=bool))  # diagonal on grey
+    texts = [t.get_text() for t in ax.texts if t.get_text()]
+    assert len(texts) == np.count_nonzero(diff)  # zeros are left blank
+    assert {f"{v:+d}" for v in diff[diff != 0]} == set(texts)
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(data.CLASS_NAMES)
+    assert ax.get_xticklabels()[0].get_rotation() > 0
+    _, given = plt.subplots()
+    assert plotting.plot_confusion_difference(diff, ax=given) is given
+    assert given.get_title() == "B minus A"
+
+
+def test_confusion_difference_prints_the_diagonal_in_bold_outside_the_scale():
+    perfect = evaluation.confusion_matrix(Y, Y)  # fixes every error of CM
+    diff = evaluation.confusion_difference(CM, perfect)
+    ax = plotting.plot_confusion_difference(diff)
+    bold = {t.get_text() for t in ax.texts if t.get_fontweight() == "bold"}
+    assert bold == {f"{v:+d}" for v in np.diag(diff) if v}
+    (mesh,) = [c for c in ax.collections if isinstance(c, QuadMesh)]
+    assert mesh.norm.vmax == np.abs(diff[~np.eye(10, dtype=bool)]).max()
