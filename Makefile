@@ -5,15 +5,27 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-LINT_PATHS := helpers tests notebooks
+LINT_PATHS := helpers tests notebooks benchmarks
 
-.PHONY: run fast test lint format setup system-packages clean
+.PHONY: run fast literature benchmark ablation readme test lint format setup system-packages clean
 
 run: setup
 	$(PY) -m helpers.pipeline
 
 fast: setup  ## the whole pipeline on a tiny subset, one epoch
 	$(PY) -m helpers.pipeline --fast
+
+literature: setup  ## the published recipes (cnn-bn, cnn-deep): tens of minutes on 2 cores
+	$(PY) -m helpers.pipeline --group literature
+
+benchmark: setup  ## training and inference speed of every variant -> benchmarks/results
+	$(PY) -m benchmarks.speed
+
+ablation: setup  ## what each design choice of cnn-plus buys -> benchmarks/results
+	$(PY) -m benchmarks.ablation
+
+readme: setup  ## rewrite the README results table from artifacts/metrics
+	$(PY) -m helpers.pipeline --update-readme
 
 test: setup lint
 	$(PY) -m pytest

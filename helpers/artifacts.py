@@ -20,7 +20,16 @@ from typing import Any
 
 import numpy as np
 
-ARTIFACT_KINDS = ("figures", "metrics", "models", "predictions", "notebooks")
+CODE_VERSION_ENV = "HELPERS_CODE_VERSION"  # set by the pipeline for each run
+ARTIFACT_KINDS = (
+    "figures",
+    "metrics",
+    "models",
+    "predictions",
+    "notebooks",
+    "checkpoints",
+    "runs",
+)
 
 
 def find_project_root(start: Path | None = None) -> Path | None:
@@ -173,6 +182,17 @@ def load_run_metrics(output_dir: str | os.PathLike | None = None) -> dict[str, d
     return {path.stem: read_json(path) for path in sorted(folder.glob("*.json"))}
 
 
+def checkpoint_dir(output_dir: str | os.PathLike | None, run: str) -> Path:
+    """Return the folder of ``run``'s resumable training checkpoint."""
+    return resolve_output_dir(output_dir) / "checkpoints" / run
+
+
+def run_fingerprint(run: str, parameters: dict[str, Any]) -> str:
+    """Identify a run's settings and code, so a checkpoint resumes only itself."""
+    settings = json.dumps(parameters, sort_keys=True, default=_to_builtin)
+    return f"{run}|{os.environ.get(CODE_VERSION_ENV)}|{settings}"
+
+
 def run_metrics(
     run: str,
     parameters: dict[str, Any],
@@ -185,7 +205,8 @@ def run_metrics(
     Args:
         run: Run name, e.g. ``"ann-baseline"``.
         parameters: The notebook parameters: model, variant, seed, epochs,
-            batch_size, learning_rate, fast, train_size, val_size, ...
+            batch_size, learning_rate, fast, train_size, val_size, ... The code
+            version the pipeline set (``HELPERS_CODE_VERSION``) is recorded too.
         result: A ``training.TrainResult``.
         scores: ``evaluation.summarize_predictions`` output.
         timing: ``evaluation.measure_inference`` output.
@@ -196,6 +217,7 @@ def run_metrics(
     return {
         "run": run,
         **parameters,
+        "code_version": os.environ.get(CODE_VERSION_ENV),
         "params": int(result.model.count_params()),
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,

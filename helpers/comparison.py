@@ -21,7 +21,16 @@ import numpy as np
 import pandas as pd
 
 from helpers.artifacts import load_run_metrics, resolve_output_dir
-from helpers.evaluation import confusion_matrix, correct_predictions, model_family
+from helpers.evaluation import (
+    best_run_by_family,
+    bootstrap_accuracy_cis,
+    confusion_difference,
+    confusion_matrix,
+    correct_predictions,
+    describe_comparison,
+    model_family,
+    pairwise_mcnemar,
+)
 
 # Model kinds in the order their runs are listed; other kinds follow, by name.
 FAMILY_ORDER: tuple[str, ...] = ("ann", "cnn")
@@ -369,4 +378,80 @@ def mcnemar_table(pairs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             for p in pairs
         ],
         columns=list(MCNEMAR_FORMATS),
+    )
+
+
+@dataclass
+class Comparison:
+    """Everything the comparison notebook and the report show, computed once.
+
+    Attributes:
+        runs: The runs, in pipeline order.
+        metrics: Run name -> metrics record.
+        correct: Run name -> bool (n,) right/wrong per test image.
+        cis: Run name -> (low, high) bootstrap interval of the test accuracy.
+        pairs: McNemar's exact test for every pair of runs.
+        best: Model kind ("ann", "cnn") -> its run with the best test accuracy.
+    """
+
+    runs: list[RunResult]
+    metrics: dict[str, dict[str, Any]]
+    correct: dict[str, np.ndarray]
+    cis: dict[str, tuple[float, float]]
+    pairs: list[dict[str, Any]]
+    best: dict[str, str]
+
+    @property
+    def histories(self) -> dict[str, dict[str, list[float]]]:
+        """Run name -> per-epoch history, for the learning curves."""
+        return {name: m["history"] for name, m in self.metrics.items()}
+
+    def best_confusion_difference(self) -> tuple[np.ndarray, str, str] | None:
+        """``(best CNN minus best ANN confusion matrix, ann run, cnn run)``, or None
+        when either kind is missing."""
+        if not {"ann", "cnn"} <= set(self.best):
+            return None
+        ann, cnn = self.best["ann"], self.best["cnn"]
+        diff = confusion_difference(
+            self.metrics[ann]["confusion_matrix"], self.metrics[cnn]["confusion_matrix"]
+        )
+        return diff, ann, cnn
+
+    def conclusions(self) -> str:
+        """Markdown conclusions rendered from the numbers above."""
+        return describe_comparison(self.metrics, self.pairs, self.cis)
+
+
+def compare_runs(
+    y_true: np.ndarray,
+    output_dir: str | os.PathLike | None = None,
+    order: Sequence[str] = (),
+    n_resamples: int = 10_000,
+) -> Comparison:
+    """Load every run of an artifacts folder and compute the statistics.
+
+    Args:
+        y_true: Integer test labels (n,) the runs were scored on.
+        output_dir: Artifacts folder; None means the project's ``artifacts/``.
+        order: Run names to list first (e.g. the pipeline's order).
+        n_resamples: Bootstrap resamples for the accuracy intervals.
+
+    Raises:
+        ValueError: no run has metrics and predictions in ``output_dir``.
+    """
+    runs = load_runs(output_dir, order)
+    if not runs:
+        raise ValueError(
+            f"No finished runs in {resolve_output_dir(output_dir)}: run the model "
+            "notebooks first (`make run`, or `make fast` for a quick check)."
+        )
+    metrics = metrics_by_run(runs)
+    correct = correct_by_run(runs, y_true)
+    return Comparison(
+        runs=runs,
+        metrics=metrics,
+        correct=correct,
+        cis=bootstrap_accuracy_cis(correct, n_resamples=n_resamples),
+        pairs=pairwise_mcnemar(correct),
+        best=best_run_by_family(metrics),
     )

@@ -36,6 +36,10 @@ IMAGE_SHAPE = (28, 28)
 REFERENCE_MEAN = 0.2860
 REFERENCE_STD = 0.3530
 
+OFFICIAL_TRAIN_SIZE = 60_000  # images in the official training file
+DEFAULT_VAL_SIZE = 10_000  # of them held out for validation
+FAST_SIZES = (2_000, 1_000)  # fast (CI) mode: training and validation images
+
 ENV_VAR = "FASHION_MNIST_DIR"
 SYSTEM_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 APT_HINT = "sudo apt-get install dataset-fashion-mnist"
@@ -351,7 +355,7 @@ def split_indices(
 
 def load_splits(
     data_dir: str | os.PathLike | None = None,
-    val_size: int = 10_000,
+    val_size: int = DEFAULT_VAL_SIZE,
     seed: int | None = 42,
     stratify: bool = True,
 ) -> Splits:
@@ -422,3 +426,8 @@ def prepare_inputs(splits: Splits, model: str) -> tuple[np.ndarray, ...]:
         shape[model](scale_images(x))
         for x in (splits.x_train, splits.x_val, splits.x_test)
     )
+
+
+def train_split_size(fast: bool = False, val_size: int = DEFAULT_VAL_SIZE) -> int:
+    """Number of training images a notebook trains on (known before loading)."""
+    return FAST_SIZES[0] if fast else OFFICIAL_TRAIN_SIZE - val_size

@@ -266,28 +266,63 @@ def _residual_block(x, filters: int):
 PLUS_WIDTHS = (32, 64, 128)  # stem at 28x28, residual stages at 14x14 and 7x7
 
 
-def _plus_layers(x):
-    """The bundle's CNN: cheap stem at 28x28, residual stages at 14x14 and 7x7, GAP."""
-    x = layers.RandomTranslation(0.1, 0.1, fill_mode="constant")(x)
-    x = RandomHorizontalFlip(0.5)(x)
-    x = RandomErasing(0.5, size=10)(x)
-    x = _normalize()(x)
-    stem, *stages = PLUS_WIDTHS
-    x = _conv_bn(x, stem)
-    for filters in stages:
-        x = _residual_block(layers.MaxPooling2D(2, padding="same")(x), filters)
-    x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(0.2)(x)
-    return layers.Dense(NUM_CLASSES, activation="softmax")(x)
+def plus_graph(
+    augment: bool = True, residual: bool = True, global_pool: bool = True
+) -> Graph:
+    """The bundle's CNN: cheap stem at 28x28, residual stages at 14x14 and 7x7, GAP.
+
+    The switches exist for the ablation (``benchmarks/ablation.py``): each turns
+    one design choice off.
+
+    Args:
+        augment: Random translation, mirroring and erasing during training.
+        residual: Identity/projection shortcuts around each stage's two convolutions.
+        global_pool: Global average pooling before the classifier, else Flatten and
+            Dense 128.
+    """
+
+    def graph(x):
+        if augment:
+            x = layers.RandomTranslation(0.1, 0.1, fill_mode="constant")(x)
+            x = RandomHorizontalFlip(0.5)(x)
+            x = RandomErasing(0.5, size=10)(x)
+        x = _normalize()(x)
+        stem, *stages = PLUS_WIDTHS
+        x = _conv_bn(x, stem)
+        for filters in stages:
+            x = layers.MaxPooling2D(2, padding="same")(x)
+            if residual:
+                x = _residual_block(x, filters)
+            else:
+                x = _conv_bn(_conv_bn(x, filters), filters)
+        if global_pool:
+            x = layers.GlobalAveragePooling2D()(x)
+        else:
+            x = layers.Dense(128, activation="relu")(layers.Flatten()(x))
+        x = layers.Dropout(0.2)(x)
+        return layers.Dense(NUM_CLASSES, activation="softmax")(x)
+
+    return graph
 
 
 ANN_VARIANTS: dict[str, Variant] = {
-    "baseline": Variant(_stack(lambda: _ann_layers(dropout=0.0))),
-    "dropout": Variant(_stack(lambda: _ann_layers(dropout=0.3))),
+    "baseline": Variant(
+        _stack(lambda: _ann_layers(dropout=0.0)), description="Dense 256, 128, 10"
+    ),
+    "dropout": Variant(
+        _stack(lambda: _ann_layers(dropout=0.3)),
+        description="Dense 256, 128, 10; Dropout 0.3 after each hidden layer",
+    ),
 }
 CNN_VARIANTS: dict[str, Variant] = {
-    "baseline": Variant(_stack(lambda: _cnn_layers(dropout=0.0))),
-    "dropout": Variant(_stack(lambda: _cnn_layers(dropout=0.5))),
+    "baseline": Variant(
+        _stack(lambda: _cnn_layers(dropout=0.0)),
+        description="Conv 32, pool, Conv 64, pool, Dense 128, 10",
+    ),
+    "dropout": Variant(
+        _stack(lambda: _cnn_layers(dropout=0.5)),
+        description="Conv 32, pool, Conv 64, pool, Dense 128, 10; Dropout 0.5",
+    ),
     "bn": Variant(
         _bn_layers,
         Recipe(
@@ -316,7 +351,7 @@ CNN_VARIANTS: dict[str, Variant] = {
         "Conv 64, 64, pool, Conv 128, 128, pool (BN), Dense 256, Dropout 0.5",
     ),
     "plus": Variant(
-        _plus_layers,
+        plus_graph(),
         Recipe(
             epochs=12,
             batch_size=128,
@@ -415,6 +450,32 @@ def compile_model(
     return model
 
 
+def build_variant(
+    spec: Variant,
+    name: str,
+    input_shape: tuple[int, ...] = CNN_INPUT_SHAPE,
+    learning_rate: float | None = None,
+    epochs: int | None = None,
+    steps_per_epoch: int | None = None,
+) -> keras.Model:
+    """Build and compile a model from a :class:`Variant` (registered or not).
+
+    Args:
+        spec: The layer graph and recipe.
+        name: Model name.
+        input_shape: Shape of one input.
+        learning_rate: Overrides the recipe's (peak) learning rate.
+        epochs: Epochs a one-cycle schedule spans (default the recipe's).
+        steps_per_epoch: Batches per epoch, for a schedule (default: 50k images).
+    """
+    inputs = keras.Input(shape=input_shape)
+    net = keras.Model(inputs, spec.graph(inputs), name=name)
+    rate = spec.recipe.learning_rate if learning_rate is None else learning_rate
+    return compile_model(
+        net, rate, spec.recipe, epochs=epochs, steps_per_epoch=steps_per_epoch
+    )
+
+
 def _build(
     model: str,
     variant: str,
@@ -424,12 +485,13 @@ def _build(
     steps_per_epoch: int | None,
 ) -> keras.Model:
     check_variant(model, variant)
-    spec = MODEL_VARIANTS[model][variant]
-    inputs = keras.Input(shape=input_shape)
-    net = keras.Model(inputs, spec.graph(inputs), name=f"{model}_{variant}")
-    rate = spec.recipe.learning_rate if learning_rate is None else learning_rate
-    return compile_model(
-        net, rate, spec.recipe, epochs=epochs, steps_per_epoch=steps_per_epoch
+    return build_variant(
+        MODEL_VARIANTS[model][variant],
+        f"{model}_{variant}",
+        input_shape,
+        learning_rate,
+        epochs,
+        steps_per_epoch,
     )
 
 

@@ -2,18 +2,24 @@
 
 Usage::
 
-    python -m helpers.pipeline [--fast] [--only NAME ...] [--output-dir DIR]
+    python -m helpers.pipeline [--group main|literature|all] [--only NAME ...]
+                               [--fast] [--force] [--output-dir DIR]
                                [--reports-dir DIR] [--data-dir DIR] [--quiet]
+    python -m helpers.pipeline --update-readme   # results table from the metrics
 
 Each run in :data:`RUNS` executes one notebook with its parameters; the executed
 notebook goes to ``<output-dir>/notebooks/<run>.ipynb`` and its PDF to
-``<reports-dir>/<run>.pdf``. A failing run stops the pipeline (exit 1) with the run,
-the cell and the error, and leaves the partly executed notebook for inspection.
+``<reports-dir>/<run>.pdf`` (the report without its code). A run whose outputs are
+complete and were made with the same parameters and code is skipped (``--force``
+reruns it). A failing run stops the pipeline (exit 1) with the run, the cell and the
+error, and leaves the partly executed notebook for inspection; it is never taken for
+a finished run.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import re
@@ -24,23 +30,48 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from helpers.artifacts import artifact_path, resolve_output_dir, write_bytes_atomic
+from helpers.artifacts import (
+    CODE_VERSION_ENV,
+    artifact_path,
+    read_json,
+    resolve_output_dir,
+    write_bytes_atomic,
+    write_json,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 DEFAULT_REPORTS_DIR = PROJECT_ROOT / "reports"
 KERNEL_NAME = "python3"
 HEADLESS_ENV = "HELPERS_HEADLESS"  # tells the kernels: log lines, no progress bars
+README = PROJECT_ROOT / "README.md"
+RESULTS_START = "<!-- results:start -->"
+RESULTS_END = "<!-- results:end -->"
+GROUPS = ("main", "literature", "all")
 
 
 @dataclass(frozen=True)
 class NotebookRun:
-    """One execution of a notebook: a name, the notebook file and its parameters."""
+    """One execution of a notebook.
+
+    Attributes:
+        name: Run name; names the executed notebook, the PDF and the metrics file.
+        notebook: Notebook file in ``notebooks/``.
+        parameters: Papermill parameters of this run.
+        groups: Pipeline groups the run belongs to.
+        summary: Reads the other runs' results: never skipped, always rerun.
+        hide_input: Export the PDF without code cells (the report).
+    """
 
     name: str
     notebook: str
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    groups: tuple[str, ...] = ("main",)
+    summary: bool = False
+    hide_input: bool = False
 
+
+_BOTH = ("main", "literature")
 
 # The runs in order; one notebook may appear several times with other parameters.
 RUNS: tuple[NotebookRun, ...] = (
@@ -49,6 +80,11 @@ RUNS: tuple[NotebookRun, ...] = (
     NotebookRun("ann-dropout", "02_ann.ipynb", {"variant": "dropout"}),
     NotebookRun("cnn-baseline", "03_cnn.ipynb", {"variant": "baseline"}),
     NotebookRun("cnn-dropout", "03_cnn.ipynb", {"variant": "dropout"}),
+    NotebookRun("cnn-plus", "04_cnn_plus.ipynb", {"variant": "plus"}),
+    NotebookRun("cnn-bn", "04_cnn_plus.ipynb", {"variant": "bn"}, ("literature",)),
+    NotebookRun("cnn-deep", "04_cnn_plus.ipynb", {"variant": "deep"}, ("literature",)),
+    NotebookRun("05_comparison", "05_comparison.ipynb", groups=_BOTH, summary=True),
+    NotebookRun("report", "report.ipynb", groups=_BOTH, summary=True, hide_input=True),
 )
 
 
@@ -64,14 +100,20 @@ class PipelineError(RuntimeError):
     """A run failed; the message names the run, the cell and the error."""
 
 
-def select_runs(only: Sequence[str] | None, runs: Sequence[NotebookRun] = RUNS) -> list:
-    """Return the runs named in ``only`` (in pipeline order), or all of them.
+def select_runs(
+    only: Sequence[str] | None,
+    runs: Sequence[NotebookRun] = RUNS,
+    group: str = "main",
+) -> list:
+    """Return the runs named in ``only`` (in pipeline order), or those of ``group``.
 
     Raises:
-        PipelineError: a name in ``only`` is not a known run.
+        PipelineError: a name in ``only`` is not a known run, or the group is unknown.
     """
+    if group not in GROUPS:
+        raise PipelineError(f"Unknown group {group!r}; groups: {', '.join(GROUPS)}.")
     if not only:
-        return list(runs)
+        return [run for run in runs if group == "all" or group in run.groups]
     known = [run.name for run in runs]
     unknown = sorted(set(only) - set(known))
     if unknown:
@@ -79,6 +121,91 @@ def select_runs(only: Sequence[str] | None, runs: Sequence[NotebookRun] = RUNS) 
             f"Unknown run(s) {', '.join(unknown)}; known runs: {', '.join(known)}."
         )
     return [run for run in runs if run.name in only]
+
+
+def run_parameters(
+    run: NotebookRun, output_dir: Path, fast: bool, data_dir: str | None
+) -> dict[str, Any]:
+    """Return the papermill parameters of ``run`` in this pipeline invocation."""
+    parameters = {**run.parameters, "fast": fast, "output_dir": str(output_dir)}
+    if data_dir is not None:
+        parameters["data_dir"] = data_dir
+    return parameters
+
+
+def code_version(run: NotebookRun) -> str:
+    """Return a hash of the code a run depends on: helpers, its notebook, the pins.
+
+    Any edit to ``helpers/*.py``, the run's notebook or ``requirements.txt`` changes
+    it, so the run is redone rather than skipped.
+    """
+    digest = hashlib.sha256()
+    files = [
+        *sorted((PROJECT_ROOT / "helpers").glob("*.py")),
+        NOTEBOOK_DIR / run.notebook,
+        PROJECT_ROOT / "requirements.txt",
+    ]
+    for path in files:
+        digest.update(path.relative_to(PROJECT_ROOT).as_posix().encode())
+        digest.update(path.read_bytes() if path.is_file() else b"missing")
+    return digest.hexdigest()[:16]
+
+
+def run_outputs(run: NotebookRun, output_dir: Path, reports_dir: Path) -> list[Path]:
+    """Return the files a finished ``run`` leaves behind."""
+    outputs = [
+        output_dir / "notebooks" / f"{run.name}.ipynb",
+        reports_dir / f"{run.name}.pdf",
+    ]
+    if "variant" in run.parameters:  # a model run
+        outputs += [
+            output_dir / "metrics" / f"{run.name}.json",
+            output_dir / "models" / f"{run.name}.keras",
+            output_dir / "predictions" / f"{run.name}.npy",
+        ]
+    return outputs
+
+
+def completion_record(
+    run: NotebookRun, parameters: Mapping[str, Any], outputs: Sequence[Path]
+) -> dict[str, Any]:
+    """Return what marks ``run`` as finished: parameters, code version, outputs."""
+    return {
+        "run": run.name,
+        "notebook": run.notebook,
+        "parameters": dict(parameters),
+        "code_version": code_version(run),
+        "outputs": [str(path) for path in outputs],
+    }
+
+
+def is_complete(
+    run: NotebookRun, parameters: Mapping[str, Any], output_dir: Path, reports_dir: Path
+) -> bool:
+    """True when ``run`` finished before with these parameters and this code.
+
+    The record is written only after the notebook ran and its PDF was exported, and
+    removed when a run starts, so a failed or interrupted run never counts.
+    """
+    record_path = output_dir / "runs" / f"{run.name}.json"
+    if run.summary or not record_path.is_file():
+        return False
+    try:
+        record = read_json(record_path)
+    except ValueError:
+        return False
+    outputs = run_outputs(run, output_dir, reports_dir)
+    if record != completion_record(run, parameters, outputs):
+        return False
+    if not all(path.is_file() and path.stat().st_size > 0 for path in outputs):
+        return False
+    metrics = output_dir / "metrics" / f"{run.name}.json"
+    if metrics in outputs:
+        try:
+            return read_json(metrics).get("code_version") == record["code_version"]
+        except ValueError:
+            return False
+    return True
 
 
 def execute_notebook(
@@ -95,9 +222,7 @@ def execute_notebook(
     """
     import papermill as pm  # imported here: `--help` should not pay for it
 
-    parameters = {**run.parameters, "fast": fast, "output_dir": str(output_dir)}
-    if data_dir is not None:
-        parameters["data_dir"] = data_dir
+    parameters = run_parameters(run, output_dir, fast, data_dir)
     executed = artifact_path(output_dir, "notebooks", f"{run.name}.ipynb")
     try:
         pm.execute_notebook(
@@ -184,8 +309,12 @@ def run_pipeline(
     fast: bool = False,
     data_dir: str | None = None,
     quiet: bool = False,
+    force: bool = False,
 ) -> list[Path]:
     """Execute and export ``runs`` in order; return the PDFs written.
+
+    Runs already complete with the same parameters and code are skipped unless
+    ``force``.
 
     Raises:
         PipelineError: at the first run that fails.
@@ -194,16 +323,54 @@ def run_pipeline(
     os.environ[HEADLESS_ENV] = "1"
     pdfs = []
     for i, run in enumerate(runs, start=1):
+        step = f"[{i}/{len(runs)}] {run.name}"
+        parameters = run_parameters(run, output_dir, fast, data_dir)
+        if not force and is_complete(run, parameters, output_dir, reports_dir):
+            print(f"{step}: up to date, skipped (--force reruns it)", flush=True)
+            continue
+        record_path = artifact_path(output_dir, "runs", f"{run.name}.json")
+        record_path.unlink(missing_ok=True)  # not finished until it finishes again
+        os.environ[CODE_VERSION_ENV] = code_version(run)
         start = time.perf_counter()
-        print(f"[{i}/{len(runs)}] {run.name}: running {run.notebook}", flush=True)
+        print(f"{step}: running {run.notebook}", flush=True)
         executed = execute_notebook(run, output_dir, fast, data_dir, quiet)
-        pdfs.append(export_pdf(executed, reports_dir / f"{run.name}.pdf"))
+        pdf = reports_dir / f"{run.name}.pdf"
+        pdfs.append(export_pdf(executed, pdf, exclude_input=run.hide_input))
+        outputs = run_outputs(run, output_dir, reports_dir)
+        write_json(record_path, completion_record(run, parameters, outputs))
         elapsed = time.perf_counter() - start
-        print(
-            f"[{i}/{len(runs)}] {run.name}: done in {elapsed:.1f} s -> {pdfs[-1]}",
-            flush=True,
-        )
+        print(f"{step}: done in {elapsed:.1f} s -> {pdf}", flush=True)
     return pdfs
+
+
+def update_readme(output_dir: Path, readme: Path = README) -> bool:
+    """Rewrite the results table between the README's markers from the metrics.
+
+    Returns:
+        False when the README has no markers or there are no metrics (nothing done).
+    """
+    from helpers import comparison  # pandas: imported only when needed
+
+    text = readme.read_text(encoding="utf-8")
+    if RESULTS_START not in text or RESULTS_END not in text:
+        return False
+    runs = comparison.load_runs(output_dir, order=[run.name for run in RUNS])
+    if not runs:
+        return False
+    metrics = comparison.metrics_by_run(runs)
+    table = comparison.results_markdown(metrics)
+    fast = any(m.get("fast") for m in metrics.values())
+    note = (
+        "Generated from `artifacts/metrics/*.json` by the last full `make run`; "
+        "regenerate with `python -m helpers.pipeline --update-readme`."
+    )
+    if fast:
+        note += " **Fast mode (tiny subset, one epoch): not real results.**"
+    head, rest = text.split(RESULTS_START, 1)
+    _, tail = rest.split(RESULTS_END, 1)
+    body = f"{RESULTS_START}\n{table}\n\n{note}\n{RESULTS_END}"
+    write_bytes_atomic(readme, (head + body + tail).encode("utf-8"))
+    return True
 
 
 def _drop_cell_markers(record: logging.LogRecord) -> bool:
@@ -221,6 +388,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--only", nargs="+", metavar="NAME", help="run only these runs (in order)"
+    )
+    parser.add_argument(
+        "--group",
+        choices=GROUPS,
+        default="main",
+        help="main (default), literature (the published recipes, tens of minutes) "
+        "or all",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="rerun runs that are up to date"
+    )
+    parser.add_argument(
+        "--update-readme",
+        action="store_true",
+        help="only rewrite the README results table from the metrics files",
     )
     parser.add_argument("--output-dir", type=Path, help="artifacts folder")
     parser.add_argument(
@@ -243,12 +425,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     papermill_log.setLevel(logging.WARNING if args.quiet else logging.INFO)
     papermill_log.addFilter(_drop_cell_markers)
     try:
-        runs = select_runs(args.only)
+        runs = select_runs(args.only, group=args.group)
         if args.list:
             for run in runs:
                 print(f"{run.name:<16} {run.notebook:<20} {dict(run.parameters)}")
             return 0
         output_dir = resolve_output_dir(args.output_dir)
+        if args.update_readme:
+            if not update_readme(output_dir):
+                print(f"No metrics in {output_dir} or no markers in {README}.")
+                return 1
+            print(f"Results table rewritten in {README}")
+            return 0
         run_pipeline(
             runs,
             output_dir,
@@ -256,7 +444,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.fast,
             args.data_dir,
             args.quiet,
+            args.force,
         )
+        full = not args.fast and args.output_dir is None and not args.only
+        if full and update_readme(output_dir):
+            print(f"Results table rewritten in {README}")
     except PipelineError as err:
         print(f"pipeline failed: {err}", file=sys.stderr)
         return 1

@@ -381,9 +381,18 @@ def plot_history(
 
 def plot_learning_curves(
     histories: Mapping[str, Mapping[str, Sequence[float]]],
+    stacked: bool | None = None,
 ) -> Figure:
-    """Draw loss and accuracy per epoch side by side (see :func:`plot_history`)."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    """Draw loss and accuracy per epoch (see :func:`plot_history`).
+
+    Args:
+        histories: Run name -> history dict.
+        stacked: Loss above accuracy (page width, room for many runs' legends)
+            instead of side by side; default: stacked for more than two runs.
+    """
+    stacked = len(histories) > 2 if stacked is None else stacked
+    shape, size = ((2, 1), (7, 7)) if stacked else ((1, 2), (11, 4))
+    fig, axes = plt.subplots(*shape, figsize=size, layout="constrained")
     plot_history(histories, "loss", ax=axes[0])
     plot_history(histories, "accuracy", ax=axes[1])
     fig.suptitle("Learning curves")
@@ -613,3 +622,100 @@ def plot_confusion_difference(
         ylabel="true class (diagonal: change in images right)",
     )
     return ax
+
+
+# --- Where the CNN looks -------------------------------------------------------------
+
+GRAD_CAM_CMAP = "turbo"  # the usual jet-like Grad-CAM look, perceptually smoother
+VERDICT_COLORS = {True: "#029e73", False: "#d55e00", None: "0.45"}  # right/wrong/none
+
+
+def _draw_heat_overlay(
+    ax: Axes, image: np.ndarray, heat: np.ndarray | None, alpha: float, cmap: str
+) -> None:
+    """Draw a greyscale image, framed, with ``heat`` laid over it (opacity ~ heat)."""
+    image = np.asarray(image).reshape(IMAGE_SHAPE)
+    vmax = 255 if image.dtype == np.uint8 else 1
+    ax.imshow(image, cmap=IMAGE_CMAP, vmin=0, vmax=vmax)
+    if heat is not None:
+        heat = np.clip(np.asarray(heat, dtype=np.float32).reshape(IMAGE_SHAPE), 0, 1)
+        ax.imshow(heat, cmap=cmap, alpha=alpha * heat, vmin=0, vmax=1)
+    ax.set_axis_on()  # a thin frame: white backgrounds would merge otherwise
+    ax.set(xticks=[], yticks=[])
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set(color="0.75", linewidth=0.5)
+
+
+def plot_grad_cam(
+    images: Sequence[np.ndarray | None],
+    heatmaps: Sequence[np.ndarray | None],
+    titles: Sequence[str],
+    correct: Sequence[bool | None] | None = None,
+    ncols: int = 6,
+    alpha: float = 0.7,
+    cmap: str = GRAD_CAM_CMAP,
+    title: str = "Grad-CAM of the predicted class: where the CNN looks",
+) -> Figure:
+    """Show images with their Grad-CAM heat maps laid over them, page-wide.
+
+    Drawn :data:`PAGE_WIDTH` inches wide with 7 pt titles, so the figure stays
+    legible printed at page width. The heat's opacity grows with its value, up to
+    ``alpha``: cold regions leave the garment visible, hot ones are coloured. A
+    colour bar below the panels reads the heat.
+
+    Args:
+        images: One greyscale image per panel, float (28, 28) in [0, 1] or uint8
+            (a trailing channel axis is dropped); None leaves the panel blank.
+        heatmaps: float (28, 28) maps in [0, 1], e.g. ``explain.grad_cam``; None
+            shows the image alone.
+        titles: Panel titles, e.g. ``explain.describe_prediction``.
+        correct: Per panel True (title in green), False (red) or None (grey);
+            None for all grey.
+        ncols: Panels per row; even keeps a right/wrong pair on one row.
+        alpha: Opacity of the hottest pixels (heat 1); heat 0 is transparent.
+        cmap: Colour map of the heat.
+        title: Figure title.
+
+    Returns:
+        The figure; ``fig.axes`` holds the panels in order, then the colour bar.
+
+    Raises:
+        ValueError: ``images``, ``heatmaps``, ``titles`` (and ``correct``) differ
+            in length.
+    """
+    correct = [None] * len(images) if correct is None else list(correct)
+    if not len(images) == len(heatmaps) == len(titles) == len(correct):
+        raise ValueError(
+            "images, heatmaps, titles and correct differ in length: "
+            f"{len(images)}, {len(heatmaps)}, {len(titles)}, {len(correct)}."
+        )
+    ncols = max(1, min(ncols, len(images)))
+    nrows = max(1, math.ceil(len(images) / ncols))
+    cell = PAGE_WIDTH / ncols
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(PAGE_WIDTH, nrows * (cell + 0.3) + 0.8),
+        squeeze=False,
+        layout="constrained",
+    )
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, image, heat, text, verdict in zip(
+        axes.flat, images, heatmaps, titles, correct, strict=False
+    ):
+        ax.set_title(text, fontsize=7, color=VERDICT_COLORS[verdict])
+        if image is not None:
+            _draw_heat_overlay(ax, image, heat, alpha, cmap)
+    colorbar = fig.colorbar(
+        plt.cm.ScalarMappable(cmap=cmap),
+        ax=axes,
+        orientation="horizontal",
+        shrink=0.5,
+        aspect=40,
+    )
+    colorbar.set_label("Grad-CAM heat (1 = strongest evidence)", fontsize=7)
+    colorbar.ax.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=9)
+    return fig

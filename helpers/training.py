@@ -11,6 +11,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from helpers.artifacts import atomic_path, read_json, write_json
 from helpers.models import Recipe
@@ -18,9 +19,14 @@ from helpers.pipeline import HEADLESS_ENV
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and the backend, and drop the models built so far."""
+    """Seed Python, NumPy and the backend, and drop the models built so far.
+
+    TensorFlow's op determinism is switched on too, so the same seed on the same
+    machine gives the same weights, batches and predictions.
+    """
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
 
 
 def is_headless() -> bool:

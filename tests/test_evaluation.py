@@ -512,3 +512,19 @@ def test_describe_comparison_with_many_runs_compares_runner_up_and_best_ann():
     assert "**Runner-up:** `cnn-w`" in text
     assert "**Best ANN:** `ann-x`" in text
     assert "of the 3 runs compared" in text
+
+
+def test_flip_averaging_averages_the_image_and_its_mirror():
+    class LeftHalfBrightness:  # "probabilities" from the brightness of the left half
+        def predict_on_batch(self, x):
+            left = x[:, :, :14].mean(axis=(1, 2, 3))
+            return np.stack([left, 1 - left], axis=1)
+
+        def predict(self, x, batch_size=None, verbose=0):
+            return self.predict_on_batch(x)
+
+    x = np.zeros((2, 28, 28, 1), np.float32)
+    x[0, :, :14] = 1.0  # bright left half: 1.0 plain, 0.0 mirrored
+    averaged = evaluation.FlipAveraged(LeftHalfBrightness())
+    np.testing.assert_allclose(averaged.predict(x), [[0.5, 0.5], [0.0, 1.0]])
+    np.testing.assert_allclose(averaged.predict_on_batch(x), averaged.predict(x))
