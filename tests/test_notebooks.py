@@ -384,3 +384,60 @@ def test_pdf_export_drops_tensorflow_startup_lines_but_keeps_warnings():
     nb.cells.append(cell)
     outputs = pipeline.strip_startup_noise(nb).cells[0].outputs
     assert [o.text for o in outputs] == ["UserWarning: x\n", noise]
+
+
+def _fake_run(folder: Path, run: str, accuracy: float, fast: bool = False) -> None:
+    """Write a minimal metrics JSON and predictions for ``run`` into ``folder``."""
+    from helpers.artifacts import save_array, write_json
+
+    labels = np.arange(100) % 10
+    probs = np.full((100, 10), 0.01, np.float32)
+    right = int(accuracy * 100)
+    probs[
+        np.arange(100), np.where(np.arange(100) < right, labels, (labels + 1) % 10)
+    ] = 0.91
+    cm = np.zeros((10, 10), int)
+    np.add.at(cm, (labels, probs.argmax(axis=1)), 1)
+    model, variant = run.split("-")
+    metrics = {
+        "run": run, "model": model, "variant": variant, "params": 1234,
+        "epochs_run": 3, "train_seconds": 12.5, "test_accuracy": accuracy,
+        "test_loss": 0.5, "macro_f1": accuracy, "inference_ms_per_image": 0.5,
+        "throughput_images_per_s": 9000.0, "confusion_matrix": cm.tolist(),
+        "fast": fast, "history": {"loss": [1.0], "val_loss": [1.0]},
+        "per_class": {name: {"f1": accuracy} for name in data.CLASS_NAMES},
+    }  # fmt: skip
+    write_json(folder / "metrics" / f"{run}.json", metrics)
+    save_array(folder / "predictions" / f"{run}.npy", probs)
+
+
+def test_readme_results_table_is_rewritten_between_its_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    start, end = pipeline.RESULTS_START, pipeline.RESULTS_END
+    readme.write_text(f"# Title\n\n{start}\nold table\n{end}\n\nEnd\n")
+    _fake_run(tmp_path / "a", "ann-baseline", 0.87)
+    _fake_run(tmp_path / "a", "cnn-plus", 0.93)
+    assert pipeline.update_readme(tmp_path / "a", readme)
+    text = readme.read_text()
+    assert "old table" not in text
+    assert text.startswith("# Title\n")
+    assert text.endswith("\n\nEnd\n")
+    table = text.split(pipeline.RESULTS_START)[1].split(pipeline.RESULTS_END)[0]
+    assert "| ann-baseline |" in table
+    assert "| cnn-plus |" in table
+    assert "0.8700" in table
+    assert "0.9300" in table
+    assert "--update-readme" in table
+    assert "Fast mode" not in table
+    assert pipeline.update_readme(tmp_path / "a", readme)  # idempotent
+    assert readme.read_text() == text
+
+
+def test_readme_without_markers_or_runs_is_left_alone(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# No markers\n")
+    _fake_run(tmp_path / "a", "ann-baseline", 0.87)
+    assert not pipeline.update_readme(tmp_path / "a", readme)
+    assert readme.read_text() == "# No markers\n"
+    readme.write_text(f"{pipeline.RESULTS_START}\n{pipeline.RESULTS_END}\n")
+    assert not pipeline.update_readme(tmp_path / "empty", readme)
