@@ -561,3 +561,25 @@ def build_cnn(
     return _build(
         "cnn", variant, CNN_INPUT_SHAPE, learning_rate, epochs, steps_per_epoch
     )
+
+
+def layer_table(model: keras.Model) -> list[dict[str, str | int]]:
+    """Describe a model layer by layer, as rows for a table.
+
+    Plain text, unlike ``model.summary()``, whose box-drawing characters the PDF
+    fonts lack.
+
+    Returns:
+        One dict per layer (input layers left out): ``layer`` (name), ``type``,
+        ``output shape`` (batch axis as None) and ``parameters``.
+    """
+    return [
+        {
+            "layer": layer.name,
+            "type": type(layer).__name__,
+            "output shape": str(tuple(layer.output.shape)),
+            "parameters": int(layer.count_params()),
+        }
+        for layer in model.layers
+        if not isinstance(layer, keras.layers.InputLayer)
+    ]

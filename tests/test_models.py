@@ -161,3 +161,12 @@ def test_unknown_variant_is_rejected_listing_the_known_ones(build):
 def test_learning_rate_reaches_the_optimizer():
     model = models.build_cnn(learning_rate=3e-4)
     assert float(model.optimizer.learning_rate) == pytest.approx(3e-4)
+
+
+def test_layer_table_lists_every_layer_with_its_parameters():
+    model = models.build_cnn("baseline")
+    rows = models.layer_table(model)
+    assert [row["type"] for row in rows][:2] == ["Conv2D", "MaxPooling2D"]
+    assert rows[0]["output shape"] == "(None, 26, 26, 32)"
+    assert rows[0]["parameters"] == 3 * 3 * 32 + 32
+    assert sum(row["parameters"] for row in rows) == model.count_params()
