@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from helpers.artifacts import library_versions, write_json
+from helpers.pipeline import HEADLESS_ENV
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+os.environ.setdefault(HEADLESS_ENV, "1")  # one log line per epoch, no progress bars
 
 
 def describe_machine() -> str:
