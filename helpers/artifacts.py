@@ -4,6 +4,7 @@ Layout under the output folder (default ``artifacts/`` at the project root)::
 
     figures/*.png   metrics/*.json   models/*.keras   predictions/*.npy
     notebooks/*.ipynb (papermill outputs)   data_summary.json
+    checkpoints/<run>/ (resumable training state)   runs/<run>.json (finished runs)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import tempfile
 from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
@@ -151,7 +153,8 @@ def save_run(
 ) -> dict[str, Path]:
     """Write a run's model, test predictions and metrics, each atomically.
 
-    The metrics JSON is written last, so its presence marks a complete run.
+    The metrics JSON is written last; then the run's training checkpoint is removed.
+    (The pipeline's ``runs/<run>.json`` record marks a finished run.)
 
     Args:
         run: Run name, e.g. ``"cnn-baseline"``.
@@ -173,6 +176,8 @@ def save_run(
     paths["metrics"] = write_json(
         artifact_path(output_dir, "metrics", f"{run}.json"), metrics
     )
+    # The results are safe on disk: the training checkpoint is no longer needed.
+    shutil.rmtree(checkpoint_dir(output_dir, run), ignore_errors=True)
     return paths
 
 

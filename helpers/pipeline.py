@@ -167,14 +167,20 @@ def run_outputs(run: NotebookRun, output_dir: Path, reports_dir: Path) -> list[P
 
 
 def completion_record(
-    run: NotebookRun, parameters: Mapping[str, Any], outputs: Sequence[Path]
+    run: NotebookRun,
+    parameters: Mapping[str, Any],
+    outputs: Sequence[Path],
+    version: str | None = None,
 ) -> dict[str, Any]:
-    """Return what marks ``run`` as finished: parameters, code version, outputs."""
+    """Return what marks ``run`` as finished: parameters, code version, outputs.
+
+    ``version`` is the code version the run was started with (default: now).
+    """
     return {
         "run": run.name,
         "notebook": run.notebook,
         "parameters": dict(parameters),
-        "code_version": code_version(run),
+        "code_version": version or code_version(run),
         "outputs": [str(path) for path in outputs],
     }
 
@@ -330,14 +336,15 @@ def run_pipeline(
             continue
         record_path = artifact_path(output_dir, "runs", f"{run.name}.json")
         record_path.unlink(missing_ok=True)  # not finished until it finishes again
-        os.environ[CODE_VERSION_ENV] = code_version(run)
+        version = code_version(run)  # of the code this run starts with
+        os.environ[CODE_VERSION_ENV] = version
         start = time.perf_counter()
         print(f"{step}: running {run.notebook}", flush=True)
         executed = execute_notebook(run, output_dir, fast, data_dir, quiet)
         pdf = reports_dir / f"{run.name}.pdf"
         pdfs.append(export_pdf(executed, pdf, exclude_input=run.hide_input))
         outputs = run_outputs(run, output_dir, reports_dir)
-        write_json(record_path, completion_record(run, parameters, outputs))
+        write_json(record_path, completion_record(run, parameters, outputs, version))
         elapsed = time.perf_counter() - start
         print(f"{step}: done in {elapsed:.1f} s -> {pdf}", flush=True)
     return pdfs

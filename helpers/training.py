@@ -151,8 +151,12 @@ def load_training_state(folder: Path, fingerprint: str) -> TrainingState:
 def _save_weights_atomic(model: keras.Model, path: Path) -> None:
     # Keras insists on the ".weights.h5" suffix, so the temporary name keeps it.
     with atomic_path(path) as tmp:
-        model.save_weights(tmp.with_name(tmp.name + ".weights.h5"))
-        os.replace(tmp.with_name(tmp.name + ".weights.h5"), tmp)
+        keras_tmp = tmp.with_name(tmp.name + ".weights.h5")
+        try:
+            model.save_weights(keras_tmp)
+            os.replace(keras_tmp, tmp)
+        finally:
+            keras_tmp.unlink(missing_ok=True)
 
 
 class BestEpochKeeper(keras.callbacks.Callback):
@@ -170,10 +174,9 @@ class BestEpochKeeper(keras.callbacks.Callback):
         self.best_weights: list[np.ndarray] | None = None
 
     def on_epoch_end(self, epoch, logs=None):
+        # Runs after StateRecorder, which has already saved the best weights to disk.
         if self.state.best_epoch == self.state.epochs_done:  # this epoch is the best
             self.best_weights = self.model.get_weights()
-            if self.folder is not None:
-                _save_weights_atomic(self.model, self.folder / BEST_WEIGHTS_FILE)
         waited = self.state.epochs_done - self.state.best_epoch
         if self.patience is not None and waited >= self.patience:
             self.model.stop_training = True
@@ -189,9 +192,10 @@ class BestEpochKeeper(keras.callbacks.Callback):
 class StateRecorder(keras.callbacks.Callback):
     """Append each epoch's metrics and time to the state; checkpoint it to disk.
 
-    The weights (with the optimizer state) go to a new file first, then the state
-    naming that file is written atomically: a kill at any moment leaves a consistent
-    checkpoint of the last completed epoch.
+    The best epoch's weights (when this epoch is the best) and this epoch's weights
+    (with the optimizer state) go to their files first, then the state naming them is
+    written atomically: a kill at any moment leaves a consistent checkpoint of the
+    last completed epoch.
     """
 
     def __init__(self, state: TrainingState, folder: Path | None):
@@ -210,6 +214,8 @@ class StateRecorder(keras.callbacks.Callback):
                 self.state.history.setdefault(key, []).append(float(value))
         if self.folder is None:
             return
+        if self.state.best_epoch == self.state.epochs_done:  # before the state names it
+            _save_weights_atomic(self.model, self.folder / BEST_WEIGHTS_FILE)
         old = self.state.weights_file
         self.state.weights_file = f"epoch-{epoch + 1}.weights.h5"
         _save_weights_atomic(self.model, self.folder / self.state.weights_file)
@@ -234,8 +240,9 @@ def train_model(
 
     With ``checkpoint_dir``, the model, optimizer state and history are saved after
     every epoch; calling again with the same folder and ``fingerprint`` (e.g. after
-    the process was killed) continues from the last completed epoch, and the folder
-    is removed once training finishes.
+    the process was killed) continues from the last completed epoch, or returns the
+    finished model at once when training had completed. The folder is kept: the
+    caller removes it (``artifacts.save_run`` does) once the results are saved.
 
     Args:
         build: Returns a fresh compiled model (called after seeding).
@@ -273,6 +280,7 @@ def train_model(
         print(f"Resuming from epoch {resumed_from} ({folder})", flush=True)
     recorder = StateRecorder(state, folder)
     keeper = BestEpochKeeper(state, early_stopping_patience, folder)
+    keeper.set_model(model)  # also when fit is skipped (training already finished)
     all_callbacks = [recorder, keeper, *(callbacks or [])]
     headless = is_headless()
     if headless:
@@ -293,8 +301,6 @@ def train_model(
         )
     if early_stopping_patience is not None or keep_best_weights:
         keeper.restore_best()
-    if folder is not None:
-        shutil.rmtree(folder, ignore_errors=True)
     train_seconds = sum(state.epoch_seconds[:resumed_from]) + (
         time.perf_counter() - start
     )

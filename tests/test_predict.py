@@ -495,3 +495,22 @@ def test_cli_json_prints_one_json_object_per_image(tmp_path, good_png, cnn_path)
         probabilities = [p["probability"] for p in record["predictions"]]
         assert probabilities == sorted(probabilities, reverse=True)
         assert 0 < sum(probabilities) <= 1 + 1e-6
+
+
+def test_cli_loads_a_model_with_the_bundles_custom_layers(tmp_path, good_png):
+    # cnn-plus uses RandomHorizontalFlip / RandomErasing: a fresh process must know
+    # them without the caller importing helpers.models first.
+    from helpers import models
+
+    path = tmp_path / "plus.keras"
+    models.build_cnn("plus").save(path)
+    completed = subprocess.run(
+        [sys.executable, "-m", "helpers.predict", good_png, "--model", path],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert str(good_png) in completed.stdout

@@ -123,7 +123,11 @@ def test_a_killed_fit_resumes_from_its_last_completed_epoch(tmp_path):
     out, _ = rerun.communicate(timeout=180)
     assert rerun.returncode == 0
     assert f"resumed_from {done} epochs 6" in out
-    assert not folder.exists()  # the checkpoint is removed once training finishes
+    finished = json.loads(state_file.read_text())
+    assert len(finished["epoch_seconds"]) == 6  # kept until the results are saved
+    rerun = _run_script(tmp_path, folder, pause=0)  # e.g. killed while evaluating
+    out, _ = rerun.communicate(timeout=180)
+    assert "resumed_from 6 epochs 6" in out  # no epoch trained twice
 
     uninterrupted = _train(epochs=6, keep_best_weights=True)
     for (
@@ -142,6 +146,15 @@ def test_a_checkpoint_of_other_settings_is_discarded_not_resumed(tmp_path):
     result = _train(epochs=2, checkpoint_dir=folder, fingerprint="this-run")
     assert result.resumed_from_epoch == 0
     assert result.epochs_run == 2
+
+
+def test_a_finished_checkpoint_returns_the_same_best_model_without_training(tmp_path):
+    first = _train(epochs=3, keep_best_weights=True, checkpoint_dir=tmp_path / "c")
+    again = _train(epochs=3, keep_best_weights=True, checkpoint_dir=tmp_path / "c")
+    assert again.resumed_from_epoch == 3
+    assert again.history == first.history
+    for a, b in zip(first.model.get_weights(), again.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_early_stopping_patience_counts_epochs_from_before_a_resume():
