@@ -242,12 +242,16 @@ def _format_value(value: Any, fmt: str) -> str:
     return fmt.format(value)
 
 
+WRAP_WIDTH = 24  # share of the page width a long text column may claim, in characters
+
+
 def to_markdown(frame: pd.DataFrame, formats: Mapping[str, str] | None = None) -> str:
     """Render a DataFrame as a GitHub-flavoured Markdown table (index left out).
 
     Numeric columns are right-aligned. The dashes under each header are as many as
-    the column's widest value or header word, so pandoc, when it wraps a wide table
-    to the page in a PDF, gives each column a share of the width in proportion.
+    the column's widest value or header word (at most :data:`WRAP_WIDTH` for text,
+    which can wrap), so pandoc, when it fits a wide table to the page in a PDF,
+    gives each column a share of the width in proportion and numbers stay whole.
 
     Args:
         frame: The table.
@@ -272,7 +276,7 @@ def to_markdown(frame: pd.DataFrame, formats: Mapping[str, str] | None = None) -
         for i, col in enumerate(columns)
     ]
     separator = [
-        "-" * (w - 1) + ":" if is_number else "-" * w
+        "-" * (w - 1) + ":" if is_number else "-" * min(w, WRAP_WIDTH)
         for w, is_number in zip(widths, numeric, strict=True)
     ]
     lines = [columns, separator, *cells]

@@ -368,8 +368,9 @@ def update_readme(output_dir: Path, readme: Path = README) -> bool:
     table = comparison.results_markdown(metrics)
     fast = any(m.get("fast") for m in metrics.values())
     note = (
-        "Generated from `artifacts/metrics/*.json` by the last full `make run`; "
-        "regenerate with `python -m helpers.pipeline --update-readme`."
+        "Generated from every run in `artifacts/metrics/*.json` (the last full "
+        "`make run`, plus `make literature` when it ran); regenerate with "
+        "`python -m helpers.pipeline --update-readme`."
     )
     if fast:
         note += " **Fast mode (tiny subset, one epoch): not real results.**"
