@@ -217,8 +217,12 @@ def _normalize() -> layers.Layer:
     return layers.Normalization(mean=REFERENCE_MEAN, variance=REFERENCE_STD**2)
 
 
-def _conv_bn(x, filters: int, kernel: int = 3, padding: str = "same", relu=True):
-    x = layers.Conv2D(filters, kernel, padding=padding, use_bias=False)(x)
+def _conv_bn(
+    x, filters: int, kernel: int = 3, padding: str = "same", relu=True, strides=1
+):
+    x = layers.Conv2D(
+        filters, kernel, strides=strides, padding=padding, use_bias=False
+    )(x)
     x = layers.BatchNormalization()(x)
     return layers.ReLU()(x) if relu else x
 
@@ -290,8 +294,7 @@ def plus_graph(
             x = RandomErasing(0.25, size=8)(x)
         x = _normalize()(x)
         stem, *stages = PLUS_WIDTHS
-        x = layers.Conv2D(stem, 3, strides=2, padding="same", use_bias=False)(x)
-        x = layers.ReLU()(layers.BatchNormalization()(x))
+        x = _conv_bn(x, stem, strides=2)
         for i, filters in enumerate(stages):
             if i:
                 x = layers.MaxPooling2D(2, padding="same")(x)

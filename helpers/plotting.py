@@ -77,12 +77,16 @@ def _axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
 
 
 def _image_grid(
-    n_rows: int, n_cols: int, cell: float = 1.0
+    n_rows: int,
+    n_cols: int,
+    cell: float = 1.0,
+    figsize: tuple[float, float] | None = None,
 ) -> tuple[Figure, np.ndarray]:
+    """A grid of axis-less panels: ``cell`` inches each, unless ``figsize`` is given."""
     fig, axes = plt.subplots(
         n_rows,
         n_cols,
-        figsize=(n_cols * cell, n_rows * cell * 1.15),
+        figsize=figsize or (n_cols * cell, n_rows * cell * 1.15),
         squeeze=False,
         layout="constrained",
     )
@@ -693,15 +697,9 @@ def plot_grad_cam(
     ncols = max(1, min(ncols, len(images)))
     nrows = max(1, math.ceil(len(images) / ncols))
     cell = PAGE_WIDTH / ncols
-    fig, axes = plt.subplots(
-        nrows,
-        ncols,
-        figsize=(PAGE_WIDTH, nrows * (cell + 0.3) + 0.8),
-        squeeze=False,
-        layout="constrained",
+    fig, axes = _image_grid(
+        nrows, ncols, figsize=(PAGE_WIDTH, nrows * (cell + 0.3) + 0.8)
     )
-    for ax in axes.flat:
-        ax.set_axis_off()
     for ax, image, heat, text, verdict in zip(
         axes.flat, images, heatmaps, titles, correct, strict=False
     ):

@@ -34,30 +34,19 @@ def is_headless() -> bool:
     return os.environ.get(HEADLESS_ENV) == "1"
 
 
-class EpochTimer(keras.callbacks.Callback):
-    """Record the wall time of each epoch in ``self.seconds``."""
+class EpochLogger(keras.callbacks.Callback):
+    """Print one line per epoch: epoch, duration and every logged metric.
 
-    def __init__(self):
-        super().__init__()
-        self.seconds: list[float] = []
-        self._start = 0.0
+    The duration is read from ``seconds``, the list :class:`StateRecorder` appends
+    each epoch's time to (it runs first), so an epoch is timed once.
+    """
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
-
-
-class EpochLogger(EpochTimer):
-    """Print one line per epoch: epoch, duration and every logged metric."""
-
-    def __init__(self, epochs: int):
+    def __init__(self, epochs: int, seconds: list[float]):
         super().__init__()
         self.epochs = epochs
+        self.seconds = seconds
 
     def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
         metrics = " - ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items())
         print(
             f"epoch {epoch + 1}/{self.epochs} - {self.seconds[-1]:.1f} s - {metrics}",
@@ -177,8 +166,7 @@ class BestEpochKeeper(keras.callbacks.Callback):
         # Runs after StateRecorder, which has already saved the best weights to disk.
         if self.state.best_epoch == self.state.epochs_done:  # this epoch is the best
             self.best_weights = self.model.get_weights()
-        waited = self.state.epochs_done - self.state.best_epoch
-        if self.patience is not None and waited >= self.patience:
+        if _patience_exhausted(self.state, self.patience):
             self.model.stop_training = True
 
     def restore_best(self) -> None:
@@ -284,7 +272,7 @@ def train_model(
     all_callbacks = [recorder, keeper, *(callbacks or [])]
     headless = is_headless()
     if headless:
-        all_callbacks.append(EpochLogger(epochs))
+        all_callbacks.append(EpochLogger(epochs, state.epoch_seconds))
     start = time.perf_counter()
     if resumed_from < epochs and not _patience_exhausted(
         state, early_stopping_patience
