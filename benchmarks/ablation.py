@@ -6,21 +6,29 @@ Usage::
 
 Trains the ``plus`` recipe and variants that each switch one choice off, with the
 same seed, split and number of epochs, and records validation accuracy (plain and
-mirror-averaged), epochs and seconds per epoch. The test split is never touched.
-Writes ``benchmarks/results/ablation.json`` (read by ``04_cnn_plus.ipynb``) and
-prints a table. Each full-length row costs as much as the ``plus`` run itself; a
-shorter ``--epochs`` gives a cheaper, noisier ranking.
+with the recipe's test-time averaging), epochs and seconds per epoch. The test split
+is never touched. Writes ``benchmarks/results/ablation.json`` (read by
+``04_cnn_plus.ipynb``) and prints a table. Each full-length row costs as much as the
+``plus`` run itself; a shorter ``--epochs`` gives a cheaper, noisier ranking.
+
+Rows are merged into the file: a run replaces the rows with the same change and
+epochs and keeps the others, so rows can be recorded a few at a time (``--only``).
+Each row names the command that made it and the ``plus`` design it was measured
+against; rows of an older design are dropped.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
+import inspect
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.common import print_table, save_results
+from benchmarks.common import RESULTS_DIR, command_line, print_table, save_results
 from helpers import data, evaluation, models, training
 
 PLUS = models.CNN_VARIANTS["plus"]
@@ -29,6 +37,10 @@ RECIPE = PLUS.recipe
 ABLATIONS: dict[str, tuple[dict, dict]] = {
     "plus (all choices)": ({}, {}),
     "no augmentation": ({"augment": False}, {}),
+    "heavier augmentation (10% shifts, random erasing)": (
+        {"translation": 0.1, "erasing": 0.25},
+        {},
+    ),
     "no residual shortcuts": ({"residual": False}, {}),
     "Flatten + Dense 128 instead of global pooling": ({"global_pool": False}, {}),
     "no label smoothing": ({}, {"label_smoothing": 0.0}),
@@ -44,9 +56,10 @@ ABLATIONS: dict[str, tuple[dict, dict]] = {
 }
 COLUMNS = {
     "change": "{}",
+    "epochs": "{}",
     "params": "{:,}",
     "val_accuracy": "{:.4f}",
-    "val_accuracy_flip": "{:.4f}",
+    "val_accuracy_tta": "{:.4f}",
     "best_epoch": "{}",
     "seconds_per_epoch": "{:.1f}",
 }
@@ -75,16 +88,61 @@ def run_ablation(change: str, splits: data.Splits, epochs: int, seed: int) -> di
         callbacks=training.recipe_callbacks(recipe),
     )
     plain = result.model.predict(x_val, batch_size=1024, verbose=0)
-    flipped = evaluation.FlipAveraged(result.model).predict(x_val)
+    averaged = evaluation.TestTimeAveaged(
+        result.model, recipe.test_time_flip, recipe.test_time_shift
+    ).predict(x_val)
     return {
         "change": change,
         "params": int(result.model.count_params()),
         "epochs": epochs,
         "best_epoch": result.best_epoch,
         "val_accuracy": evaluation.accuracy(splits.y_val, plain),
-        "val_accuracy_flip": evaluation.accuracy(splits.y_val, flipped),
+        "val_accuracy_tta": evaluation.accuracy(splits.y_val, averaged),
         "seconds_per_epoch": result.train_seconds / result.epochs_run,
     }
+
+
+def plus_design() -> str:
+    """A short hash of the ``plus`` recipe and graph defaults the rows measure."""
+    graph = inspect.signature(models.plus_graph).parameters
+    design = {
+        "recipe": dataclasses.asdict(RECIPE),
+        "graph": {name: param.default for name, param in graph.items()},
+        "widths": models.PLUS_WIDTHS,
+    }
+    text = json.dumps(design, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
+    """Rows of ``old`` for the current design that ``new`` does not replace, plus
+    ``new``; longest runs first, then in the order of :data:`ABLATIONS`."""
+    design = plus_design()
+    replaced = {(row["change"], row["epochs"]) for row in new}
+    kept = [
+        row
+        for row in old
+        if row.get("design") == design
+        and (row.get("change"), row.get("epochs")) not in replaced
+    ]
+    order = list(ABLATIONS)
+
+    def position(row):
+        change = row["change"]
+        return -row["epochs"], order.index(change) if change in order else len(order)
+
+    return sorted(kept + new, key=position)
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows already recorded in ``path`` (none if it is missing or unreadable)."""
+    try:
+        rows = json.loads(path.read_text())["rows"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    if not isinstance(rows, list):
+        return []
+    return [row for row in rows if isinstance(row, dict) and "epochs" in row]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,13 +154,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error(f"--epochs must be at least 1, got {args.epochs}")
+    output = args.output or RESULTS_DIR / "ablation.json"
     splits = data.load_splits(seed=args.seed)
     rows = []
     for change in args.only or ABLATIONS:
-        rows.append(run_ablation(change, splits, args.epochs, args.seed))
-        print(f"{change}: val accuracy {rows[-1]['val_accuracy']:.4f}", flush=True)
-        save_results("ablation", {"rows": rows}, args.output)  # keep partial results
-    print_table(rows, COLUMNS)
+        row = run_ablation(change, splits, args.epochs, args.seed)
+        rows.append(
+            {**row, "design": plus_design(), "command": command_line("ablation")}
+        )
+        print(f"{change}: val accuracy {row['val_accuracy']:.4f}", flush=True)
+        # merged with the file as it is now (another run may have added rows) and
+        # written after every row, so an interrupted run keeps what it measured
+        save_results("ablation", {"rows": merge_rows(read_rows(output), rows)}, output)
+    print_table(merge_rows(read_rows(output), rows), COLUMNS)
     return 0
 
 

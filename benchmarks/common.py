@@ -35,10 +35,15 @@ def describe_machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {device}"
 
 
+def command_line(name: str) -> str:
+    """The command that is running benchmark ``name``, as it was typed."""
+    return "python -m benchmarks." + name + " " + shlex.join(sys.argv[1:])
+
+
 def save_results(name: str, record: dict[str, Any], output: Path | None) -> Path:
     """Write ``record`` with the command, machine and versions to a JSON file."""
     record = {
-        "command": "python -m benchmarks." + name + " " + shlex.join(sys.argv[1:]),
+        "command": command_line(name),
         "machine": describe_machine(),
         "versions": library_versions(),
         **record,

@@ -419,8 +419,9 @@ def preprocess_image(source: ImageSource) -> np.ndarray:
 def find_best_cnn(output_dir: str | os.PathLike | None = None) -> Path:
     """Return the model file of the CNN run with the highest test accuracy.
 
-    The command predicts with that model alone: a run evaluated with mirror
-    averaging (``test_time_flip``) scores a little higher than single predictions.
+    The command predicts with that model alone: a run evaluated with test-time
+    averaging (``test_time_flip``, ``test_time_shift``) scores a little higher than
+    single predictions.
 
     Args:
         output_dir: Artifacts folder (default: the project's ``artifacts/``).

@@ -514,7 +514,7 @@ def test_describe_comparison_with_many_runs_compares_runner_up_and_best_ann():
     assert "of the 3 runs compared" in text
 
 
-def test_flip_averaging_averages_the_image_and_its_mirror():
+def test_test_time_averaging_averages_the_image_and_its_mirror():
     class LeftHalfBrightness:  # "probabilities" from the brightness of the left half
         def predict_on_batch(self, x):
             left = x[:, :, :14].mean(axis=(1, 2, 3))
@@ -525,6 +525,44 @@ def test_flip_averaging_averages_the_image_and_its_mirror():
 
     x = np.zeros((2, 28, 28, 1), np.float32)
     x[0, :, :14] = 1.0  # bright left half: 1.0 plain, 0.0 mirrored
-    averaged = evaluation.FlipAveraged(LeftHalfBrightness())
+    averaged = evaluation.TestTimeAveraged(LeftHalfBrightness(), flip=True)
     np.testing.assert_allclose(averaged.predict(x), [[0.5, 0.5], [0.0, 1.0]])
     np.testing.assert_allclose(averaged.predict_on_batch(x), averaged.predict(x))
+    plain = evaluation.TestTimeAveraged(LeftHalfBrightness(), flip=False)
+    np.testing.assert_allclose(plain.predict(x), [[1.0, 0.0], [0.0, 1.0]])
+
+
+def test_shifted_views_move_the_image_and_fill_with_background():
+    x = np.zeros((1, 28, 28, 1), np.float32)
+    x[0, 10, 20] = 1.0
+    assert evaluation.shift_images(x, 1, 0)[0, 11, 20] == 1.0
+    assert evaluation.shift_images(x, 0, -2)[0, 10, 18] == 1.0
+    assert evaluation.shift_images(x, 0, 8).sum() == 0  # moved out of the frame
+    views = evaluation.TestTimeAveraged(None, flip=True, shift=1).views(x)
+    assert len(views) == 10
+    assert sorted(np.argwhere(v[0, ..., 0])[0].tolist() for v in views[:5]) == [
+        [9, 20],
+        [10, 19],
+        [10, 20],
+        [10, 21],
+        [11, 20],
+    ]
+    assert views[5][0, 10, 7] == 1.0  # the mirror of the unshifted view
+
+
+def test_test_time_averaging_over_shifts_averages_every_view():
+    class RowOfBrightest:  # "probabilities": is the brightest pixel in the top half?
+        def predict_on_batch(self, x):
+            top = x[:, :14].sum(axis=(1, 2, 3)) > 0
+            return np.stack([top, ~top], axis=1).astype(np.float32)
+
+        def predict(self, x, batch_size=None, verbose=0):
+            return self.predict_on_batch(x)
+
+    x = np.zeros((1, 28, 28, 1), np.float32)
+    x[0, 13, 5] = 1.0  # one row above the middle: the "down" view crosses it
+    averaged = evaluation.TestTimeAveraged(RowOfBrightest(), flip=False, shift=1)
+    np.testing.assert_allclose(averaged.predict(x), [[0.8, 0.2]])
+    np.testing.assert_allclose(averaged.predict_on_batch(x), [[0.8, 0.2]])
+    with pytest.raises(ValueError, match="shift"):
+        evaluation.TestTimeAveraged(RowOfBrightest(), shift=-1)

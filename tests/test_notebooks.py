@@ -215,8 +215,8 @@ def test_fast_run_saves_a_model_that_reproduces_its_predictions(fast_all_runs, r
     splits = data.load_splits()
     x_test = data.prepare_inputs(splits, run.split("-")[0])[2]
     metrics = json.loads((out / "metrics" / f"{run}.json").read_text())
-    predictor = (
-        evaluation.FlipAveraged(model) if metrics.get("test_time_flip") else model
+    predictor = evaluation.TestTimeAveraged(
+        model, metrics.get("test_time_flip", False), metrics.get("test_time_shift", 0)
     )
     np.testing.assert_allclose(predictor.predict(x_test, verbose=0), saved, atol=1e-5)
     assert (reports / f"{run}.pdf").read_bytes()[:5] == b"%PDF-"
@@ -341,6 +341,7 @@ BAD_PARAMETERS = [
     ("03_cnn.ipynb", {"data_dir": "/no/such/folder"}, "data_dir='/no/such/folder'"),
     ("04_cnn_plus.ipynb", {"learning_rate": -1.0}, "learning_rate=-1.0"),
     ("04_cnn_plus.ipynb", {"test_time_flip": "yes"}, "test_time_flip='yes'"),
+    ("04_cnn_plus.ipynb", {"test_time_shift": -1}, "test_time_shift=-1"),
     ("01_eda.ipynb", {"seed": "42"}, "seed='42'"),
     ("05_comparison.ipynb", {"seed": -1}, "seed=-1"),
 ]
