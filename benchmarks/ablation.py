@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
-import inspect
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.common import RESULTS_DIR, command_line, print_table, save_results
-from helpers import data, evaluation, models, training
+from benchmarks.common import command_line, print_table, save_results
+from helpers import artifacts, data, evaluation, models, training
 
 PLUS = models.CNN_VARIANTS["plus"]
 RECIPE = PLUS.recipe
@@ -42,6 +39,8 @@ ABLATIONS: dict[str, tuple[dict, dict]] = {
         {},
     ),
     "no residual shortcuts": ({"residual": False}, {}),
+    "wider stages (64/128)": ({"widths": (64, 128)}, {}),
+    "narrower stages (40/80)": ({"widths": (40, 80)}, {}),
     "Flatten + Dense 128 instead of global pooling": ({"global_pool": False}, {}),
     "no label smoothing": ({}, {"label_smoothing": 0.0}),
     "Adam 1e-3, constant rate (no one-cycle, no decay)": (
@@ -102,22 +101,10 @@ def run_ablation(change: str, splits: data.Splits, epochs: int, seed: int) -> di
     }
 
 
-def plus_design() -> str:
-    """A short hash of the ``plus`` recipe and graph defaults the rows measure."""
-    graph = inspect.signature(models.plus_graph).parameters
-    design = {
-        "recipe": dataclasses.asdict(RECIPE),
-        "graph": {name: param.default for name, param in graph.items()},
-        "widths": models.PLUS_WIDTHS,
-    }
-    text = json.dumps(design, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
 def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
     """Rows of ``old`` for the current design that ``new`` does not replace, plus
     ``new``; longest runs first, then in the order of :data:`ABLATIONS`."""
-    design = plus_design()
+    design = models.plus_design()
     replaced = {(row["change"], row["epochs"]) for row in new}
     kept = [
         row
@@ -134,17 +121,6 @@ def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
     return sorted(kept + new, key=position)
 
 
-def read_rows(path: Path) -> list[dict]:
-    """The rows already recorded in ``path`` (none if it is missing or unreadable)."""
-    try:
-        rows = json.loads(path.read_text())["rows"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
-    if not isinstance(rows, list):
-        return []
-    return [row for row in rows if isinstance(row, dict) and "epochs" in row]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ablation")
     parser.add_argument("--epochs", type=int, default=RECIPE.epochs)
@@ -154,19 +130,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error(f"--epochs must be at least 1, got {args.epochs}")
-    output = args.output or RESULTS_DIR / "ablation.json"
+    output = args.output or artifacts.ablation_file()
     splits = data.load_splits(seed=args.seed)
     rows = []
     for change in args.only or ABLATIONS:
         row = run_ablation(change, splits, args.epochs, args.seed)
         rows.append(
-            {**row, "design": plus_design(), "command": command_line("ablation")}
+            {**row, "design": models.plus_design(), "command": command_line("ablation")}
         )
         print(f"{change}: val accuracy {row['val_accuracy']:.4f}", flush=True)
         # merged with the file as it is now (another run may have added rows) and
         # written after every row, so an interrupted run keeps what it measured
-        save_results("ablation", {"rows": merge_rows(read_rows(output), rows)}, output)
-    print_table(merge_rows(read_rows(output), rows), COLUMNS)
+        save_results(
+            "ablation",
+            {"rows": merge_rows(artifacts.read_ablation_rows(output), rows)},
+            output,
+        )
+    print_table(merge_rows(artifacts.read_ablation_rows(output), rows), COLUMNS)
     return 0
 
 

@@ -187,6 +187,40 @@ def load_run_metrics(output_dir: str | os.PathLike | None = None) -> dict[str, d
     return {path.stem: read_json(path) for path in sorted(folder.glob("*.json"))}
 
 
+def ablation_file() -> Path:
+    """The ablation record of the ``plus`` CNN (``benchmarks/results/ablation.json``).
+
+    Outside a checkout of the project: ``./benchmarks/results/ablation.json``.
+    """
+    root = find_project_root() or Path.cwd()
+    return root / "benchmarks" / "results" / "ablation.json"
+
+
+def read_ablation_rows(
+    path: str | os.PathLike, design: str | None = None
+) -> list[dict[str, Any]]:
+    """The rows recorded in an ablation file; none if it is missing or unreadable.
+
+    Args:
+        path: The JSON file ``benchmarks/ablation.py`` writes.
+        design: Keep only the rows measured against this design
+            (:func:`helpers.models.plus_design`); None keeps every row.
+    """
+    try:
+        rows = read_json(path)["rows"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    if not isinstance(rows, list):
+        return []
+    return [
+        row
+        for row in rows
+        if isinstance(row, dict)
+        and "epochs" in row
+        and (design is None or row.get("design") == design)
+    ]
+
+
 def checkpoint_dir(output_dir: str | os.PathLike | None, run: str) -> Path:
     """Return the folder of ``run``'s resumable training checkpoint."""
     return resolve_output_dir(output_dir) / "checkpoints" / run

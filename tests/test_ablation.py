@@ -1,10 +1,12 @@
 """The ablation benchmark's bookkeeping: rows merge, older designs drop out."""
 
+import dataclasses
 import json
 
 import pytest
 
 from benchmarks import ablation
+from helpers import artifacts, models
 
 
 def row(change, epochs, accuracy=0.9, design=None):
@@ -13,7 +15,7 @@ def row(change, epochs, accuracy=0.9, design=None):
         "change": change,
         "epochs": epochs,
         "val_accuracy": accuracy,
-        "design": design or ablation.plus_design(),
+        "design": design or models.plus_design(),
     }
 
 
@@ -34,11 +36,18 @@ def test_rows_of_an_older_design_are_dropped():
     assert merged == []
 
 
-def test_the_design_hash_changes_with_the_recipe(monkeypatch):
-    before = ablation.plus_design()
-    changed = ablation.dataclasses.replace(ablation.RECIPE, epochs=99)
-    monkeypatch.setattr(ablation, "RECIPE", changed)
-    assert ablation.plus_design() != before
+def test_the_design_hash_changes_with_the_recipe_and_the_bn_momentum(monkeypatch):
+    before = models.plus_design()
+    plus = models.CNN_VARIANTS["plus"]
+    changed = dataclasses.replace(plus.recipe, epochs=99)
+    monkeypatch.setitem(
+        models.CNN_VARIANTS, "plus", dataclasses.replace(plus, recipe=changed)
+    )
+    assert models.plus_design() != before
+    monkeypatch.undo()
+    assert models.plus_design() == before
+    monkeypatch.setattr(models, "PLUS_BN_MOMENTUM", 0.99)
+    assert models.plus_design() != before
 
 
 def test_main_merges_into_the_file_after_each_row(tmp_path, monkeypatch):
@@ -65,4 +74,4 @@ def test_main_merges_into_the_file_after_each_row(tmp_path, monkeypatch):
 def test_an_unreadable_results_file_counts_as_no_rows(tmp_path, text):
     path = tmp_path / "ablation.json"
     path.write_text(text)
-    assert ablation.read_rows(path) == []
+    assert artifacts.read_ablation_rows(path) == []

@@ -113,7 +113,7 @@ MODEL_RUNS = {
     "ann-dropout": 235_146,
     "cnn-baseline": 225_034,
     "cnn-dropout": 225_034,
-    "cnn-plus": 290_730,
+    "cnn-plus": 251_962,
     "cnn-bn": 316_650,
     "cnn-deep": 787_274,
 }
