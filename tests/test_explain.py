@@ -171,7 +171,7 @@ def test_find_last_conv_layer_picks_the_last_feature_map():
     )
     chosen = plus.get_layer(explain.find_last_conv_layer(plus))
     assert chosen.output is pooling.input  # the residual stage's final ReLU
-    assert tuple(chosen.output.shape) == (None, 7, 7, 128)
+    assert tuple(chosen.output.shape) == (None, 7, 7, 96)
 
     assert explain.find_last_conv_layer(square_detector()) == "relu"
 
