@@ -87,7 +87,7 @@ def run_ablation(change: str, splits: data.Splits, epochs: int, seed: int) -> di
         callbacks=training.recipe_callbacks(recipe),
     )
     plain = result.model.predict(x_val, batch_size=1024, verbose=0)
-    averaged = evaluation.TestTimeAveaged(
+    averaged = evaluation.TestTimeAveraged(
         result.model, recipe.test_time_flip, recipe.test_time_shift
     ).predict(x_val)
     return {

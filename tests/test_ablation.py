@@ -4,9 +4,10 @@ import dataclasses
 import json
 
 import pytest
+from conftest import needs_real_data
 
 from benchmarks import ablation
-from helpers import artifacts, models
+from helpers import artifacts, data, models
 
 
 def row(change, epochs, accuracy=0.9, design=None):
@@ -75,3 +76,16 @@ def test_an_unreadable_results_file_counts_as_no_rows(tmp_path, text):
     path = tmp_path / "ablation.json"
     path.write_text(text)
     assert artifacts.read_ablation_rows(path) == []
+
+
+@needs_real_data
+def test_one_ablation_row_trains_and_scores_on_the_validation_split():
+    splits = data.load_splits(seed=42).subset(256, 128)
+    row = ablation.run_ablation("wider stages (64/128)", splits, epochs=1, seed=42)
+    assert set(row) == set(ablation.COLUMNS)
+    assert row["change"] == "wider stages (64/128)"
+    assert (row["epochs"], row["best_epoch"]) == (1, 1)
+    for key in ("val_accuracy", "val_accuracy_tta"):
+        assert 0.0 <= row[key] <= 1.0, key
+    assert row["seconds_per_epoch"] > 0
+    assert row["params"] > models.build_cnn("plus").count_params()  # the change ran
