@@ -7,21 +7,18 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LINT_PATHS := helpers tests notebooks benchmarks
 
-.PHONY: run fast literature benchmark ablation readme test lint format setup system-packages clean
+.PHONY: run fast benchmark ablation readme test lint format setup system-packages clean
 
 run: setup
 	$(PY) -m helpers.pipeline
 
-fast: setup  ## the whole pipeline on a tiny subset, one epoch
+fast: setup  ## the whole pipeline on a tiny subset, 2 epochs, into artifacts-fast/
 	$(PY) -m helpers.pipeline --fast
 
-literature: setup  ## the published recipes (cnn-bn, cnn-deep): tens of minutes on 2 cores
-	$(PY) -m helpers.pipeline --group literature
-
-benchmark: setup  ## training and inference speed of every variant -> benchmarks/results
+benchmark: setup  ## inference speed of the last run's saved models -> benchmarks/results
 	$(PY) -m benchmarks.speed
 
-ablation: setup  ## what each design choice of cnn-plus buys -> benchmarks/results
+ablation: setup  ## what each ingredient of cnn-plus buys (validation only), ~1 hour
 	$(PY) -m benchmarks.ablation
 
 readme: setup  ## rewrite the README results table from artifacts/metrics
@@ -51,4 +48,4 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 clean:  ## remove generated outputs (keeps the .venv)
-	rm -rf artifacts reports/*.pdf
+	rm -rf artifacts artifacts-fast reports/*.pdf

@@ -1,154 +1,80 @@
-"""Ablation of the ``plus`` CNN: what each design choice buys, on the validation split.
+"""What each ingredient of cnn-plus buys, on the validation split only.
 
 Usage::
 
-    python -m benchmarks.ablation [--epochs N] [--only NAME ...] [--output FILE]
+    python -m benchmarks.ablation [--epochs N] [--fast]
 
-Trains the ``plus`` recipe and variants that each switch one choice off, with the
-same seed, split and number of epochs, and records validation accuracy (plain and
-with the recipe's test-time averaging), epochs and seconds per epoch. The test split
-is never touched. Writes ``benchmarks/results/ablation.json`` (read by
-``04_cnn_plus.ipynb``) and prints a table. Each full-length row costs as much as the
-``plus`` run itself; a shorter ``--epochs`` gives a cheaper, noisier ranking.
-
-Rows are merged into the file: a run replaces the rows with the same change and
-epochs and keeps the others, so rows can be recorded a few at a time (``--only``).
-Each row names the command that made it and the ``plus`` design it was measured
-against; rows of an older design are dropped.
+Runs ``notebooks/04_cnn_plus.ipynb`` through papermill once per row, each with one
+parameter changed, and stops every run before the notebook's test-split section
+(the cell tagged ``test-split``): the test images stay untouched. Each row records
+the validation accuracy, plain and averaged over 10 views, and the training time.
+Rows go to ``benchmarks/results/ablation.json`` (committed); the 04 notebook shows
+them.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import math
-from collections.abc import Sequence
+import tempfile
 from pathlib import Path
 
-from benchmarks.common import command_line, print_table, save_results
-from helpers import artifacts, data, evaluation, models, training
+import nbformat
+import papermill
 
-PLUS = models.CNN_VARIANTS["plus"]
-RECIPE = PLUS.recipe
-# change -> (graph switches, recipe changes)
-ABLATIONS: dict[str, tuple[dict, dict]] = {
-    "plus (all choices)": ({}, {}),
-    "no augmentation": ({"augment": False}, {}),
-    "heavier augmentation (10% shifts, random erasing)": (
-        {"translation": 0.1, "erasing": 0.25},
-        {},
-    ),
-    "no residual shortcuts": ({"residual": False}, {}),
-    "wider stages (64/128)": ({"widths": (64, 128)}, {}),
-    "narrower stages (40/80)": ({"widths": (40, 80)}, {}),
-    "Flatten + Dense 128 instead of global pooling": ({"global_pool": False}, {}),
-    "no label smoothing": ({}, {"label_smoothing": 0.0}),
-    "Adam 1e-3, constant rate (no one-cycle, no decay)": (
-        {},
-        {
-            "optimizer": "adam",
-            "weight_decay": 0.0,
-            "schedule": "constant",
-            "learning_rate": 1e-3,
-        },
-    ),
+from helpers import artifacts, pipeline
+
+RESULTS = Path(__file__).parent / "results" / "ablation.json"
+ROWS = {
+    "all ingredients": {},
+    "no augmentation": {"augment": False},
+    "no label smoothing": {"label_smoothing": 0.0},
+    "peak learning rate 1e-3": {"learning_rate": 1e-3},
+    "batch 256": {"batch_size": 256},
 }
-COLUMNS = {
-    "change": "{}",
-    "epochs": "{}",
-    "params": "{:,}",
-    "val_accuracy": "{:.4f}",
-    "val_accuracy_tta": "{:.4f}",
-    "best_epoch": "{}",
-    "seconds_per_epoch": "{:.1f}",
-}
+# Appended to the truncated notebook: what the row records.
+RECORD = """artifacts.write_json(row_file, dict(
+    val_accuracy=val_plain, val_accuracy_averaged=val_averaged,
+    epochs_run=len(log), train_seconds=float(log["seconds"].sum())))"""
 
 
-def run_ablation(change: str, splits: data.Splits, epochs: int, seed: int) -> dict:
-    """Train one row of the ablation and score it on the validation split."""
-    switches, recipe_changes = ABLATIONS[change]
-    recipe = dataclasses.replace(RECIPE, **recipe_changes)
-    spec = models.Variant(models.plus_graph(**switches), recipe)
-    x_train, x_val, _ = data.prepare_inputs(splits, "cnn")
-    steps = math.ceil(len(x_train) / recipe.batch_size)
-
-    def build():
-        return models.build_variant(
-            spec, "cnn_plus_ablation", epochs=epochs, steps_per_epoch=steps
-        )
-
-    result = training.train_model(
-        build,
-        (x_train, splits.y_train, x_val, splits.y_val),
-        epochs=epochs,
-        batch_size=recipe.batch_size,
-        seed=seed,
-        keep_best_weights=True,
-        callbacks=training.recipe_callbacks(recipe),
-    )
-    plain = result.model.predict(x_val, batch_size=1024, verbose=0)
-    averaged = evaluation.TestTimeAveraged(
-        result.model, recipe.test_time_flip, recipe.test_time_shift
-    ).predict(x_val)
-    return {
-        "change": change,
-        "params": int(result.model.count_params()),
-        "epochs": epochs,
-        "best_epoch": result.best_epoch,
-        "val_accuracy": evaluation.accuracy(splits.y_val, plain),
-        "val_accuracy_tta": evaluation.accuracy(splits.y_val, averaged),
-        "seconds_per_epoch": result.train_seconds / result.epochs_run,
-    }
+def validation_notebook() -> nbformat.NotebookNode:
+    """The 04 notebook up to its test-split section, plus the recording cell."""
+    nb = nbformat.read(pipeline.NOTEBOOK_DIR / "04_cnn_plus.ipynb", as_version=4)
+    tags = [c.metadata.get("tags", []) for c in nb.cells]
+    nb.cells = nb.cells[: next(i for i, t in enumerate(tags) if "test-split" in t)]
+    nb.cells.append(nbformat.v4.new_code_cell(RECORD))
+    return nb
 
 
-def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
-    """Rows of ``old`` for the current design that ``new`` does not replace, plus
-    ``new``; longest runs first, then in the order of :data:`ABLATIONS`."""
-    design = models.plus_design()
-    replaced = {(row["change"], row["epochs"]) for row in new}
-    kept = [
-        row
-        for row in old
-        if row.get("design") == design
-        and (row.get("change"), row.get("epochs")) not in replaced
-    ]
-    order = list(ABLATIONS)
-
-    def position(row):
-        change = row["change"]
-        return -row["epochs"], order.index(change) if change in order else len(order)
-
-    return sorted(kept + new, key=position)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.ablation")
-    parser.add_argument("--epochs", type=int, default=RECIPE.epochs)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--only", nargs="+", choices=list(ABLATIONS), default=None)
-    parser.add_argument("--output", type=Path, default=None)
-    args = parser.parse_args(argv)
-    if args.epochs < 1:
-        parser.error(f"--epochs must be at least 1, got {args.epochs}")
-    output = args.output or artifacts.ablation_file()
-    splits = data.load_splits(seed=args.seed)
+def main() -> None:
+    """Run every row and write the results."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--fast", action="store_true", help="tiny data (a check)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
     rows = []
-    for change in args.only or ABLATIONS:
-        row = run_ablation(change, splits, args.epochs, args.seed)
-        rows.append(
-            {**row, "design": models.plus_design(), "command": command_line("ablation")}
-        )
-        print(f"{change}: val accuracy {row['val_accuracy']:.4f}", flush=True)
-        # merged with the file as it is now (another run may have added rows) and
-        # written after every row, so an interrupted run keeps what it measured
-        save_results(
-            "ablation",
-            {"rows": merge_rows(artifacts.read_ablation_rows(output), rows)},
-            output,
-        )
-    print_table(merge_rows(artifacts.read_ablation_rows(output), rows), COLUMNS)
-    return 0
+    for change, parameters in ROWS.items():
+        with tempfile.TemporaryDirectory() as folder:
+            row_file = Path(folder) / "row.json"
+            parameters = {"epochs": args.epochs, **parameters, "fast": args.fast}
+            papermill.execute_notebook(
+                validation_notebook(),
+                Path(folder) / "run.ipynb",
+                parameters={
+                    **parameters,
+                    "output_dir": folder,
+                    "row_file": str(row_file),
+                },
+                progress_bar=False,
+                cwd=pipeline.NOTEBOOK_DIR,
+            )
+            rows.append(
+                {"change": change, **parameters, **artifacts.read_json(row_file)}
+            )
+        print(rows[-1])
+    artifacts.write_json(args.output, rows)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

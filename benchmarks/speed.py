@@ -1,93 +1,74 @@
-"""Speed of every model variant on the real data: training and inference.
+"""Inference speed of the saved models of the last run.
 
 Usage::
 
-    python -m benchmarks.speed [--variants ann-baseline cnn-plus ...]
-                               [--train-images 50000] [--output FILE]
+    python -m benchmarks.speed [--output-dir artifacts] [--output FILE]
 
-For each variant: training images per second over one epoch of the training split
-(after a short warm-up fit that traces the graph), inference milliseconds per image
-at batch size 1 and images per second at batch size 1024. Writes
-``benchmarks/results/speed.json`` and prints a table.
+Loads every ``<output-dir>/models/*.keras`` with plain Keras and times, on the test
+images, milliseconds per image at batch size 1 (median of 200 calls) and images per
+second at batch size 1,024. Both numbers depend on the machine: compare models
+measured in one call, as ratios. Writes ``benchmarks/results/speed.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.common import print_table, save_results
-from helpers import data, evaluation, models, training
+import numpy as np
 
-COLUMNS = {
-    "variant": "{}",
-    "params": "{:,}",
-    "train_images_per_s": "{:,.0f}",
-    "epoch_seconds": "{:.1f}",
-    "inference_ms_per_image": "{:.3f}",
-    "throughput_images_per_s": "{:,.0f}",
-}
+from helpers import artifacts, data
+
+RESULTS = Path(__file__).parent / "results" / "speed.json"
 
 
-def all_variants() -> list[str]:
-    """Every registered variant, as ``model-variant``."""
-    return [
-        f"{model}-{variant}"
-        for model, variants in models.MODEL_VARIANTS.items()
-        for variant in variants
-    ]
-
-
-def measure_variant(name: str, splits: data.Splits, seed: int = 42) -> dict:
-    """Time one epoch of training and the inference of one variant."""
-    kind, variant = name.split("-", 1)
-    recipe = models.get_recipe(kind, variant)
-    x_train, _, x_test = data.prepare_inputs(splits, kind)
-    build = models.build_ann if kind == "ann" else models.build_cnn
-    training.seed_everything(seed)
-    model = build(variant)
-    warm = recipe.batch_size * 4
-    fit = {"batch_size": recipe.batch_size, "epochs": 1, "verbose": 0}
-    model.fit(x_train[:warm], splits.y_train[:warm], **fit)
+def time_model(model, x: np.ndarray) -> dict[str, float]:
+    """Return ms per image at batch size 1 and images per second at batch 1,024."""
+    model.predict_on_batch(x[:1])  # trace once
+    single = []
+    for i in range(200):
+        start = time.perf_counter()
+        model.predict_on_batch(x[i : i + 1])
+        single.append(time.perf_counter() - start)
+    model.predict(x[:1024], batch_size=1024, verbose=0)
     start = time.perf_counter()
-    model.fit(
-        x_train, splits.y_train, batch_size=recipe.batch_size, epochs=1, verbose=0
+    model.predict(x, batch_size=1024, verbose=0)
+    throughput = len(x) / (time.perf_counter() - start)
+    return {"ms_per_image": 1000 * float(np.median(single)), "images_per_s": throughput}
+
+
+def main() -> None:
+    """Time every saved model and write the results."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--output-dir", type=Path, default=artifacts.default_output_dir()
     )
-    seconds = time.perf_counter() - start
-    return {
-        "variant": name,
-        "params": int(model.count_params()),
-        "batch_size": recipe.batch_size,
-        "train_images": len(x_train),
-        "epoch_seconds": seconds,
-        "train_images_per_s": len(x_train) / seconds,
-        **evaluation.measure_inference(model, x_test),
-    }
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    import keras
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed")
-    parser.add_argument("--variants", nargs="+", default=all_variants())
-    parser.add_argument("--train-images", type=int, default=None)
-    parser.add_argument("--output", type=Path, default=None)
-    args = parser.parse_args(argv)
-    unknown = sorted(set(args.variants) - set(all_variants()))
-    if unknown:
-        parser.error(f"unknown variants {unknown}; known: {all_variants()}")
-    splits = data.load_splits()
-    if args.train_images:
-        splits = splits.subset(args.train_images, len(splits.y_val))
+    x = data.load_splits().x_test[..., np.newaxis].astype(np.float32)
     rows = []
-    for name in args.variants:
-        rows.append(measure_variant(name, splits))
-        print(f"{name}: {rows[-1]['epoch_seconds']:.1f} s per epoch", flush=True)
-    path = save_results("speed", {"rows": rows}, args.output)
-    print_table(rows, COLUMNS)
-    print(f"written to {path}")
-    return 0
+    for path in sorted((args.output_dir / "models").glob("*.keras")):
+        model = keras.saving.load_model(path)
+        rows.append(
+            {"run": path.stem, "params": model.count_params(), **time_model(model, x)}
+        )
+        print(
+            f"{path.stem:14} {rows[-1]['ms_per_image']:7.3f} ms/image "
+            f"{rows[-1]['images_per_s']:10,.0f} images/s"
+        )
+    if not rows:
+        raise SystemExit(f"No models in {args.output_dir / 'models'}: run `make run`.")
+    machine = f"{platform.machine()}, {os.cpu_count()} cores"
+    artifacts.write_json(
+        args.output,
+        {"machine": machine, "versions": artifacts.versions(), "rows": rows},
+    )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

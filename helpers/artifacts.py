@@ -1,10 +1,10 @@
-"""Where outputs go, and writing them so an interrupted run never leaves half a file.
+"""Where a run's files go, written so an interrupted run never leaves half a file.
 
-Layout under the output folder (default ``artifacts/`` at the project root)::
+Layout of an output folder (``artifacts/``; the fast mode uses ``artifacts-fast/``)::
 
-    figures/*.png   metrics/*.json   models/*.keras   predictions/*.npy
-    notebooks/*.ipynb (papermill outputs)   data_summary.json
-    checkpoints/<run>/ (resumable training state)   runs/<run>.json (finished runs)
+    metrics/<run>.json   models/<run>.keras   predictions/<run>.npy   figures/*.png
+    checkpoints/<run>/   (resumable training state, removed once the run is saved)
+    notebooks/<run>.ipynb and runs/<run>.json   (written by the pipeline)
 """
 
 from __future__ import annotations
@@ -15,257 +15,218 @@ import os
 import platform
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
-CODE_VERSION_ENV = "HELPERS_CODE_VERSION"  # set by the pipeline for each run
-ARTIFACT_KINDS = (
-    "figures",
-    "metrics",
-    "models",
-    "predictions",
-    "notebooks",
-    "checkpoints",
-    "runs",
-)
+if TYPE_CHECKING:
+    import keras
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-def find_project_root(start: Path | None = None) -> Path | None:
-    """Return the nearest folder at or above ``start`` holding ``pyproject.toml``."""
-    start = (start or Path.cwd()).resolve()
-    for folder in (start, *start.parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "helpers").is_dir():
-            return folder
-    return None
-
-
-def resolve_output_dir(output_dir: str | os.PathLike | None = None) -> Path:
-    """Return the artifacts folder: ``output_dir``, else ``<project>/artifacts``.
-
-    Outside a checkout of the project (e.g. a bare Colab kernel) the default is
-    ``./artifacts``.
-    """
-    if output_dir is not None:
-        return Path(output_dir).expanduser().resolve()
-    root = find_project_root() or Path.cwd()
-    return root / "artifacts"
-
-
-def artifact_path(
-    output_dir: str | os.PathLike | None, kind: str, filename: str
-) -> Path:
-    """Return ``<output_dir>/<kind>/<filename>``, creating the folder.
-
-    Raises:
-        ValueError: ``kind`` is not one of :data:`ARTIFACT_KINDS`.
-    """
-    if kind not in ARTIFACT_KINDS:
-        raise ValueError(f"kind must be one of {ARTIFACT_KINDS}, got {kind!r}")
-    folder = resolve_output_dir(output_dir) / kind
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / filename
+def default_output_dir(fast: bool = False) -> Path:
+    """Return ``<project>/artifacts``, or ``<project>/artifacts-fast`` in fast mode."""
+    return PROJECT_ROOT / ("artifacts-fast" if fast else "artifacts")
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` on success.
 
-    If the block raises (or the process dies), ``path`` keeps its old content and the
-    temporary file is removed (or left as ``.<name>.*.tmp``, never as ``path``).
+    If the block raises (or the process dies), ``path`` keeps its old content. The
+    file gets the usual mode (0666 less the umask), not ``mkstemp``'s 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
+    fd, name = tempfile.mkstemp(
         prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
     )
     os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = Path(name)
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically and return the path."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    return Path(path)
-
-
 def _to_builtin(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
+    if isinstance(value, np.ndarray | np.generic):
         return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
-    """Write ``data`` as indented JSON atomically; numpy values become plain ones."""
+    """Write ``data`` as indented JSON, atomically; numpy values become plain ones."""
     text = json.dumps(data, indent=2, default=_to_builtin, allow_nan=False)
-    return write_bytes_atomic(path, (text + "\n").encode())
+    with atomic_path(path) as tmp:
+        tmp.write_text(text + "\n")
+    return Path(path)
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file written by :func:`write_json`."""
+    """Read a JSON file."""
     return json.loads(Path(path).read_text())
 
 
-def save_model(model: Any, path: str | os.PathLike) -> Path:
-    """Save a Keras model to ``path`` (``.keras``) atomically and return the path."""
-    with atomic_path(path) as tmp:
-        model.save(tmp)
-    return Path(path)
+def read_json_if_exists(path: str | os.PathLike) -> Any:
+    """Read a JSON file, or return None when there is none."""
+    return read_json(path) if Path(path).is_file() else None
 
 
-def save_array(path: str | os.PathLike, array: np.ndarray) -> Path:
-    """Save ``array`` as ``.npy`` atomically and return the path."""
-    with atomic_path(path) as tmp:
-        np.save(tmp, array, allow_pickle=False)
-    return Path(path)
+def versions() -> dict[str, str]:
+    """Return the versions of Python and of the libraries that shape the results."""
+    packages = ("tensorflow", "keras", "numpy", "scikit-learn")
+    return {"python": platform.python_version()} | {p: version(p) for p in packages}
 
 
-def library_versions() -> dict[str, str]:
-    """Return the versions of Python and the libraries that shape the results."""
-    versions = {"python": platform.python_version()}
-    for package in ("tensorflow", "keras", "numpy", "scikit-learn"):
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
+def epoch_timer() -> keras.callbacks.Callback:
+    """A callback adding ``seconds`` (wall) and ``cpu_seconds`` to each epoch's logs.
+
+    Put it before ``CSVLogger`` in the callback list, so the log records them.
+    """
+    import keras  # here, so that the pipeline can import this module without it
+
+    start = {}
+
+    def begin(epoch, logs):
+        start.update(wall=time.perf_counter(), cpu=time.process_time())
+
+    def end(epoch, logs):
+        logs["seconds"] = time.perf_counter() - start["wall"]
+        logs["cpu_seconds"] = time.process_time() - start["cpu"]
+
+    return keras.callbacks.LambdaCallback(on_epoch_begin=begin, on_epoch_end=end)
+
+
+class TrainingFolder:
+    """The files that let a run's training survive ``kill -9``: ``checkpoints/<run>/``.
+
+    Holds the ``BackupAndRestore`` folder (``backup_dir``), the ``CSVLogger`` file
+    (``log_path``, one row per finished epoch of every session) and the settings the
+    run started with. Settings that differ from the recorded ones mean another
+    experiment: the folder is cleared and training starts over.
+
+    Args:
+        output_dir: The run's output folder.
+        run: Run name, e.g. ``"cnn-baseline"``.
+        settings: JSON-serialisable training settings (epochs, batch size, ...).
+    """
+
+    def __init__(self, output_dir: str | os.PathLike, run: str, settings: dict):
+        self.folder = Path(output_dir) / "checkpoints" / run
+        self.backup_dir = self.folder / "backup"
+        self.log_path = self.folder / "log.csv"
+        settings_path = self.folder / "settings.json"
+        settings = json.loads(json.dumps(settings, default=_to_builtin))
+        if settings_path.is_file() and read_json(settings_path) != settings:
+            print(f"{run}: settings changed since the last attempt; starting over.")
+            shutil.rmtree(self.folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_json(settings_path, settings)
+        done = len(self.read_log())
+        self.resumed_from_epoch = done or None
+        if done:
+            print(f"{run}: resuming after epoch {done} of an interrupted run.")
+
+    def read_log(self) -> pd.DataFrame:
+        """Return the per-epoch log, one row per epoch (index from 0), every session.
+
+        A kill can leave an epoch logged twice (once before, once after the resume
+        from the previous backup): the last row of each epoch wins.
+        """
+        if not self.log_path.is_file() or self.log_path.stat().st_size == 0:
+            return pd.DataFrame()
+        log = pd.read_csv(self.log_path)
+        return log.drop_duplicates("epoch", keep="last").set_index("epoch").sort_index()
+
+    def summary(self) -> dict[str, Any]:
+        """Return what the metrics file records of training, from the log."""
+        log = self.read_log()
+        return {
+            "epochs_run": len(log),
+            "train_seconds": float(log["seconds"].sum()),
+            "epoch_seconds": log["seconds"].round(2).tolist(),
+            "cpu_busy": float(log["cpu_seconds"].sum() / log["seconds"].sum())
+            / (os.cpu_count() or 1),
+            "resumed_from_epoch": self.resumed_from_epoch,
+            "history": {key: log[key].tolist() for key in log.columns},
+        }
 
 
 def save_run(
+    output_dir: str | os.PathLike,
     run: str,
-    metrics: dict[str, Any],
-    model: Any,
+    model: keras.Model,
+    training: TrainingFolder,
     probabilities: np.ndarray,
-    output_dir: str | os.PathLike | None = None,
-) -> dict[str, Path]:
-    """Write a run's model, test predictions and metrics, each atomically.
-
-    The metrics JSON is written last; then the run's training checkpoint is removed.
-    (The pipeline's ``runs/<run>.json`` record marks a finished run.)
-
-    Args:
-        run: Run name, e.g. ``"cnn-baseline"``.
-        metrics: JSON-serialisable metrics dict.
-        model: The trained Keras model.
-        probabilities: Test-set predicted probabilities, float32 (n, 10).
-        output_dir: Artifacts folder.
-
-    Returns:
-        The paths written, keyed ``model``, ``predictions`` and ``metrics``.
-    """
-    paths = {
-        "model": save_model(model, artifact_path(output_dir, "models", f"{run}.keras")),
-        "predictions": save_array(
-            artifact_path(output_dir, "predictions", f"{run}.npy"),
-            probabilities.astype(np.float32),
-        ),
-    }
-    paths["metrics"] = write_json(
-        artifact_path(output_dir, "metrics", f"{run}.json"), metrics
-    )
-    # The results are safe on disk: the training checkpoint is no longer needed.
-    shutil.rmtree(checkpoint_dir(output_dir, run), ignore_errors=True)
-    return paths
-
-
-def load_run_metrics(output_dir: str | os.PathLike | None = None) -> dict[str, dict]:
-    """Read every ``metrics/*.json`` of a run folder, keyed by run name (sorted)."""
-    folder = resolve_output_dir(output_dir) / "metrics"
-    return {path.stem: read_json(path) for path in sorted(folder.glob("*.json"))}
-
-
-def ablation_file() -> Path:
-    """The ablation record of the ``plus`` CNN (``benchmarks/results/ablation.json``).
-
-    Outside a checkout of the project: ``./benchmarks/results/ablation.json``.
-    """
-    root = find_project_root() or Path.cwd()
-    return root / "benchmarks" / "results" / "ablation.json"
-
-
-def read_ablation_rows(
-    path: str | os.PathLike, design: str | None = None
-) -> list[dict[str, Any]]:
-    """The rows recorded in an ablation file; none if it is missing or unreadable.
-
-    Args:
-        path: The JSON file ``benchmarks/ablation.py`` writes.
-        design: Keep only the rows measured against this design
-            (:func:`helpers.models.plus_design`); None keeps every row.
-    """
-    try:
-        rows = read_json(path)["rows"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
-    if not isinstance(rows, list):
-        return []
-    return [
-        row
-        for row in rows
-        if isinstance(row, dict)
-        and "epochs" in row
-        and (design is None or row.get("design") == design)
-    ]
-
-
-def checkpoint_dir(output_dir: str | os.PathLike | None, run: str) -> Path:
-    """Return the folder of ``run``'s resumable training checkpoint."""
-    return resolve_output_dir(output_dir) / "checkpoints" / run
-
-
-def run_fingerprint(run: str, parameters: dict[str, Any]) -> str:
-    """Identify a run's settings and code, so a checkpoint resumes only itself."""
-    settings = json.dumps(parameters, sort_keys=True, default=_to_builtin)
-    return f"{run}|{os.environ.get(CODE_VERSION_ENV)}|{settings}"
-
-
-def run_metrics(
-    run: str,
-    parameters: dict[str, Any],
-    result: Any,
-    scores: dict[str, Any],
-    timing: dict[str, Any],
+    report: dict[str, Any],
+    metrics: dict[str, Any],
 ) -> dict[str, Any]:
-    """Assemble the metrics record of one run (the ``metrics/<run>.json`` content).
+    """Write a run's model, test probabilities and metrics; then drop its checkpoints.
+
+    Each file is written atomically, the metrics JSON last (it marks a complete run).
+    It holds ``run``, ``params``, ``test_accuracy``, ``macro_f1`` and ``per_class``
+    (from ``report``), the training summary, ``versions`` and ``metrics``.
 
     Args:
-        run: Run name, e.g. ``"ann-baseline"``.
-        parameters: The notebook parameters: model, variant, seed, epochs,
-            batch_size, learning_rate, fast, train_size, val_size, ... The code
-            version the pipeline set (``HELPERS_CODE_VERSION``) is recorded too.
-        result: A ``training.TrainResult``.
-        scores: ``evaluation.summarize_predictions`` output.
-        timing: ``evaluation.measure_inference`` output.
+        output_dir: The run's output folder.
+        run: Run name.
+        model: The trained model, saved as ``models/<run>.keras``.
+        training: The run's training folder, removed once all is written.
+        probabilities: Test-set class probabilities (n, 10), saved as float32.
+        report: ``sklearn.metrics.classification_report(..., output_dict=True)``.
+        metrics: JSON-serialisable settings and scores to record.
 
     Returns:
-        A JSON-serialisable dict.
+        The metrics written.
     """
-    return {
+    output_dir = Path(output_dir)
+    with atomic_path(output_dir / "models" / f"{run}.keras") as tmp:
+        model.save(tmp)
+    with atomic_path(output_dir / "predictions" / f"{run}.npy") as tmp:
+        np.save(tmp, probabilities.astype(np.float32), allow_pickle=False)
+    record = {
         "run": run,
-        **parameters,
-        "code_version": os.environ.get(CODE_VERSION_ENV),
-        "params": int(result.model.count_params()),
-        "epochs_run": result.epochs_run,
-        "best_epoch": result.best_epoch,
-        "train_seconds": result.train_seconds,
-        "seconds_per_epoch": result.train_seconds / max(result.epochs_run, 1),
-        "epoch_seconds": result.epoch_seconds,
-        "best_val_accuracy": result.best_val_accuracy,
-        **scores,
-        **timing,
-        "history": result.history,
-        "versions": library_versions(),
+        "params": model.count_params(),
+        "test_accuracy": report["accuracy"],
+        "macro_f1": report["macro avg"]["f1-score"],
+        "per_class": {k: v for k, v in report.items() if isinstance(v, dict)},
+        **metrics,
+        **training.summary(),
+        "versions": versions(),
     }
+    write_json(output_dir / "metrics" / f"{run}.json", record)
+    shutil.rmtree(training.folder)
+    return record
+
+
+def load_runs(output_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """Read every run's metrics and test probabilities, in pipeline order.
+
+    Returns:
+        Run name -> its metrics dict, with ``probabilities`` (float32 (n, 10)) added
+        and ``history`` as a per-epoch DataFrame. Runs without a predictions file
+        are left out.
+    """
+    output_dir = Path(output_dir)
+    runs = {}
+    for path in sorted((output_dir / "metrics").glob("*.json")):
+        predictions = output_dir / "predictions" / f"{path.stem}.npy"
+        if predictions.is_file():
+            metrics = read_json(path)
+            metrics["probabilities"] = np.load(predictions)
+            metrics["history"] = pd.DataFrame(metrics["history"])
+            runs[path.stem] = metrics
+    return runs

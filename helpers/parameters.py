@@ -1,45 +1,50 @@
-"""Checks for notebook parameters: a bad value stops the notebook at once.
+"""Checks of notebook parameters: a bad value stops the notebook before any work.
 
-Each check raises ``ValueError`` naming the parameter, the value given and what is
-allowed, so a papermill run fails at the cell after the parameters cell.
+Each check raises ``ValueError`` with one line naming the parameter, the value given
+and what is allowed, so a papermill run fails at the cell after the parameters.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from helpers.artifacts import default_output_dir
 
-def check_int(name: str, value: Any, minimum: int = 0) -> int:
-    """Return ``value`` if it is an int >= ``minimum`` (bools are rejected)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f"Parameter {name}={value!r} is not allowed: use an integer >= {minimum}."
-        )
+FAST_EPOCHS = 2  # the fast mode trains two epochs: enough to see the loss fall
+
+
+def _fail(name: str, value: Any, allowed: str) -> ValueError:
+    return ValueError(f"Parameter {name}={value!r} is not allowed: {allowed}.")
+
+
+def check_int(name: str, value: Any, low: int, high: int) -> int:
+    """Return ``value`` if it is an int in [``low``, ``high``] (bools are refused)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not low <= value <= high
+    ):
+        raise _fail(name, value, f"use a whole number from {low:,} to {high:,}")
     return value
 
 
-def check_float(name: str, value: Any, minimum: float = 0.0) -> float:
-    """Return ``value`` as a float if it is a real number > ``minimum``."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not value > minimum
-    ):
-        raise ValueError(
-            f"Parameter {name}={value!r} is not allowed: use a number > {minimum}."
-        )
+def check_float(name: str, value: Any, low: float, high: float) -> float:
+    """Return ``value`` as a float if it is a finite number in (``low``, ``high``]."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or not low < value <= high:
+        raise _fail(name, value, f"use a number above {low:g} and at most {high:g}")
     return float(value)
 
 
 def check_bool(name: str, value: Any) -> bool:
     """Return ``value`` if it is True or False."""
     if not isinstance(value, bool):
-        raise ValueError(
-            f"Parameter {name}={value!r} is not allowed: use True or False."
-        )
+        raise _fail(name, value, "use True or False")
     return value
 
 
@@ -47,61 +52,55 @@ def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     """Return ``value`` if it is one of ``allowed``."""
     allowed = tuple(allowed)
     if value not in allowed:
-        raise ValueError(
-            f"Parameter {name}={value!r} is not allowed: use one of "
-            f"{', '.join(repr(a) for a in allowed)}."
-        )
+        raise _fail(name, value, "use one of " + ", ".join(map(repr, allowed)))
     return value
 
 
-def check_optional_dir(name: str, value: Any, must_exist: bool) -> Path | None:
-    """Return ``value`` as a Path or None; ``must_exist`` requires the folder."""
+def check_folder(name: str, value: Any) -> Path | None:
+    """Return None, or ``value`` as the Path of an existing folder."""
     if value is None:
         return None
-    if not isinstance(value, (str, os.PathLike)) or not str(value):
-        raise ValueError(
-            f"Parameter {name}={value!r} is not allowed: use None or a folder path."
-        )
+    if not isinstance(value, str | os.PathLike) or not str(value).strip():
+        raise _fail(name, value, "use None or the path of a folder")
     path = Path(value).expanduser()
-    if must_exist and not path.is_dir():
-        raise ValueError(
-            f"Parameter {name}={value!r} is not allowed: the folder does not exist. "
-            "Use None (search the default places) or an existing folder."
-        )
+    if not path.is_dir():
+        what = "a file" if path.exists() else "missing"
+        raise _fail(name, value, f"it is {what}; use None or an existing folder")
     return path
 
 
-def check_training_parameters(
-    variants: Iterable[str],
-    variant: Any,
-    epochs: Any,
-    batch_size: Any,
-    learning_rate: Any,
-    seed: Any,
-    fast: Any,
-    data_dir: Any,
-) -> None:
-    """Check the parameters every modelling notebook shares; raise on the first bad one.
+def check_output_dir(value: Any, fast: bool) -> Path:
+    """Return the output folder, created and checked writable.
 
-    Args:
-        variants: The known variants of the notebook's model.
-        variant, epochs, batch_size, learning_rate, seed, fast, data_dir: The
-            notebook's parameters.
+    None means ``<project>/artifacts`` (``artifacts-fast`` in fast mode, so a fast
+    run is never taken for a full one).
     """
-    check_choice("variant", variant, variants)
-    check_int("epochs", epochs, minimum=1)
-    check_int("batch_size", batch_size, minimum=1)
-    check_float("learning_rate", learning_rate)
-    check_int("seed", seed)
+    if value is None:
+        path = default_output_dir(fast)
+    elif isinstance(value, str | os.PathLike) and str(value).strip():
+        path = Path(value).expanduser().resolve()
+    else:
+        raise _fail("output_dir", value, "use None or a folder path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError as err:
+        raise _fail(
+            "output_dir", str(value), f"cannot write there ({err.strerror})"
+        ) from None
+    return path
+
+
+def check_run(seed: Any, fast: Any, data_dir: Any, output_dir: Any) -> Path:
+    """Check the parameters every notebook has; return the output folder."""
+    check_int("seed", seed, 0, 2**32 - 1)
     check_bool("fast", fast)
-    check_optional_dir("data_dir", data_dir, must_exist=True)
+    check_folder("data_dir", data_dir)
+    return check_output_dir(output_dir, fast)
 
 
-def check_batch_size(batch_size: int, train_size: int) -> int:
-    """Return ``batch_size`` if it is at most the number of training images."""
-    if batch_size > train_size:
-        raise ValueError(
-            f"Parameter batch_size={batch_size!r} is not allowed: use at most the "
-            f"{train_size:,} training images."
-        )
-    return batch_size
+def check_training(epochs: Any, batch_size: Any, learning_rate: Any) -> None:
+    """Check the parameters every model notebook has."""
+    check_int("epochs", epochs, 1, 1000)
+    check_int("batch_size", batch_size, 1, 10_000)
+    check_float("learning_rate", learning_rate, 0.0, 1.0)

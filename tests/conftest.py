@@ -12,7 +12,7 @@ import pytest
 
 matplotlib.use("Agg")  # no screen in CI
 
-from helpers import data
+from helpers import data, pipeline
 
 REAL_DATA_DIR = data.SYSTEM_DATA_DIR
 needs_real_data = pytest.mark.skipif(
@@ -77,3 +77,16 @@ def tiny_dataset(isolated_search, monkeypatch):
         return arrays
 
     return write
+
+
+@pytest.fixture(scope="session")
+def fast_run(tmp_path_factory):
+    """Every notebook, run once per test session in fast mode; returns its folder.
+
+    Tests read this run instead of executing notebooks again.
+    """
+    if not all(data.find_idx_file(REAL_DATA_DIR, s) for s in data.FASHION_MNIST_FILES):
+        pytest.skip(f"Fashion-MNIST not installed in {REAL_DATA_DIR}")
+    output_dir = tmp_path_factory.mktemp("fast-run")
+    pipeline.run_all(pipeline.RUNS, output_dir, output_dir / "reports", fast=True)
+    return output_dir

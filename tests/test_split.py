@@ -51,28 +51,6 @@ def test_unstratified_range_allows_a_single_image():
         data.split_indices(LABELS, 0, stratify=False)
 
 
-def test_preprocessing_helpers_shapes_and_ranges():
-    x = np.full((4, 28, 28), 255, np.uint8)
-    scaled = data.scale_images(x)
-    assert scaled.dtype == np.float32
-    assert scaled.max() == 1.0
-    assert data.flatten_images(x).shape == (4, 784)
-    assert data.add_channel_axis(x).shape == (4, 28, 28, 1)
-
-
-def test_class_means_and_pixel_stats_on_known_images():
-    x = np.zeros((20, 28, 28), np.uint8)
-    y = np.arange(20) % 10
-    x[y == 3] = 255
-    means = data.class_mean_images(x, y)
-    assert means.shape == (10, 28, 28)
-    assert means[3].min() == 1.0
-    assert means[4].max() == 0.0
-    mean, std = data.pixel_mean_std(x)
-    assert mean == pytest.approx(0.1)
-    assert std == pytest.approx(0.3)
-
-
 @needs_real_data
 def test_default_splits_are_50k_10k_10k_and_cover_the_training_set():
     splits = data.load_splits()
@@ -91,3 +69,12 @@ def test_default_splits_are_50k_10k_10k_and_cover_the_training_set():
     np.testing.assert_array_equal(splits.y_test, y_test)
     with pytest.raises(dataclasses.FrozenInstanceError):
         splits.x_train = None
+
+
+@needs_real_data
+def test_fast_mode_shrinks_every_split_the_test_split_included():
+    full, fast = data.load_splits(), data.load_splits(fast=True)
+    sizes = dict(zip(("train", "val", "test"), data.FAST_SIZES, strict=True))
+    assert fast.sizes() == sizes
+    np.testing.assert_array_equal(fast.x_test, full.x_test[: data.FAST_SIZES[2]])
+    np.testing.assert_array_equal(fast.y_val, full.y_val[: data.FAST_SIZES[1]])

@@ -1,0 +1,52 @@
+"""Is a difference in test accuracy real? Thin calls of ``scipy.stats``."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+
+def bootstrap_accuracy_ci(
+    correct: np.ndarray, confidence: float = 0.95, n_resamples: int = 10_000, seed=0
+) -> tuple[float, float]:
+    """Percentile-bootstrap confidence interval of an accuracy.
+
+    Args:
+        correct: bool (n,), whether each test image was classified right.
+        confidence: Coverage of the interval.
+        n_resamples: Bootstrap resamples of the n images.
+        seed: Seed of the resampling (same seed, same interval).
+
+    Returns:
+        ``(low, high)`` bounds of the mean of ``correct``.
+    """
+    result = stats.bootstrap(
+        (np.asarray(correct, dtype=np.float64),),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:
+    """McNemar's exact test of two classifiers scored on the same images.
+
+    Only the images exactly one of them gets right count: under the null hypothesis
+    each such image is a fair coin, so the p-value is a two-sided binomial test.
+
+    Args:
+        correct_a: bool (n,), whether classifier A got each image right.
+        correct_b: bool (n,), the same for classifier B on the same images.
+
+    Returns:
+        ``only_a`` and ``only_b`` (image counts) and the two-sided ``p_value``
+        (1.0 when no image separates them).
+    """
+    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    n = only_a + only_b
+    p_value = stats.binomtest(only_a, n, 0.5).pvalue if n else 1.0
+    return {"only_a": only_a, "only_b": only_b, "p_value": float(p_value)}
