@@ -15,6 +15,7 @@ them.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -47,12 +48,15 @@ def validation_notebook() -> nbformat.NotebookNode:
 
 
 def main() -> None:
-    """Run every row and write the results."""
+    """Run every row; the results file is rewritten after each row."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--fast", action="store_true", help="tiny data (a check)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     rows = []
     for change, parameters in ROWS.items():
         with tempfile.TemporaryDirectory() as folder:
@@ -69,11 +73,10 @@ def main() -> None:
                 progress_bar=False,
                 cwd=pipeline.NOTEBOOK_DIR,
             )
-            rows.append(
-                {"change": change, **parameters, **artifacts.read_json(row_file)}
-            )
-        print(rows[-1])
-    artifacts.write_json(args.output, rows)
+            row = {"change": change, **parameters, **artifacts.read_json(row_file)}
+        rows.append({**row, "commit": commit})
+        print(rows[-1], flush=True)
+        artifacts.write_json(args.output, rows)
 
 
 if __name__ == "__main__":

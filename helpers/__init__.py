@@ -1,11 +1,8 @@
-"""Shared code for the Fashion-MNIST Keras notebooks.
+"""The thin shared package of the Fashion-MNIST Keras notebooks.
 
-One module per concern: ``data`` (loading, verifying, splitting), ``models``
-(variants and their training recipes), ``training`` (seeded, timed, resumable fit),
-``evaluation`` (metrics, inference speed, statistics), ``explain`` (Grad-CAM),
-``comparison`` (runs side by side), ``plotting`` (every figure), ``artifacts``
-(where outputs go, atomic writes), ``parameters`` (notebook parameter checks),
-``predict`` (classify your own images) and ``pipeline`` (papermill + nbconvert runs).
+``data`` (find, verify and split the data), ``plotting`` (shared figures), ``stats``
+(bootstrap and McNemar), ``artifacts`` (run files, resumable training state),
+``gradcam``, ``parameters`` (notebook parameter checks), ``predict`` (classify your
+own images) and ``pipeline`` (papermill + nbconvert runs). Models, compile and fit
+live in the notebooks.
 """
-
-__version__ = "0.1.0"

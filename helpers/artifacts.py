@@ -10,6 +10,7 @@ Layout of an output folder (``artifacts/``; the fast mode uses ``artifacts-fast/
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -114,52 +115,63 @@ class TrainingFolder:
     """The files that let a run's training survive ``kill -9``: ``checkpoints/<run>/``.
 
     Holds the ``BackupAndRestore`` folder (``backup_dir``), the ``CSVLogger`` file
-    (``log_path``, one row per finished epoch of every session) and the settings the
-    run started with. Settings that differ from the recorded ones mean another
-    experiment: the folder is cleared and training starts over.
+    (``log_path``: every epoch of every session) and what the run started with: its
+    settings, and the model's layers and optimizer. When they differ, the folder
+    belongs to another experiment: it is cleared and training starts over.
 
     Args:
         output_dir: The run's output folder.
         run: Run name, e.g. ``"cnn-baseline"``.
         settings: JSON-serialisable training settings (epochs, batch size, ...).
+        model: The compiled model about to be fit.
     """
 
-    def __init__(self, output_dir: str | os.PathLike, run: str, settings: dict):
+    def __init__(self, output_dir, run: str, settings: dict, model: keras.Model):
         self.folder = Path(output_dir) / "checkpoints" / run
         self.backup_dir = self.folder / "backup"
         self.log_path = self.folder / "log.csv"
-        settings_path = self.folder / "settings.json"
-        settings = json.loads(json.dumps(settings, default=_to_builtin))
-        if settings_path.is_file() and read_json(settings_path) != settings:
-            print(f"{run}: settings changed since the last attempt; starting over.")
+        layers = [{**layer.get_config(), "name": None} for layer in model.layers]
+        optimizer = {**model.optimizer.get_config(), "name": None}
+        design = json.dumps([layers, optimizer], default=repr)
+        started = {**settings, "design": hashlib.sha256(design.encode()).hexdigest()}
+        started = json.loads(json.dumps(started, default=_to_builtin))
+        started_path = self.folder / "started.json"
+        if started_path.is_file() and read_json(started_path) != started:
+            print(f"{run}: settings or model changed since the last attempt; restart.")
             shutil.rmtree(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        write_json(settings_path, settings)
-        done = len(self.read_log())
-        self.resumed_from_epoch = done or None
-        if done:
-            print(f"{run}: resuming after epoch {done} of an interrupted run.")
+        write_json(started_path, started)
+        backup = read_json_if_exists(self.backup_dir / "training_metadata.json")
+        self.resumed_from_epoch = backup["epoch"] if backup else None
+        if backup:
+            print(f"{run}: resuming after epoch {backup['epoch']} of an earlier run.")
 
-    def read_log(self) -> pd.DataFrame:
-        """Return the per-epoch log, one row per epoch (index from 0), every session.
+    def read_log(self, every_session: bool = False) -> pd.DataFrame:
+        """Return the training log: one row per epoch (index from 0).
 
-        A kill can leave an epoch logged twice (once before, once after the resume
-        from the previous backup): the last row of each epoch wins.
+        Put ``CSVLogger`` before ``BackupAndRestore`` in the callback list: a kill
+        between the two then leaves an epoch logged but not backed up, which is
+        trained and logged again on resume; the last row of each epoch wins (all rows
+        with ``every_session``).
         """
         if not self.log_path.is_file() or self.log_path.stat().st_size == 0:
             return pd.DataFrame()
         log = pd.read_csv(self.log_path)
+        if every_session:
+            return log
         return log.drop_duplicates("epoch", keep="last").set_index("epoch").sort_index()
 
     def summary(self) -> dict[str, Any]:
         """Return what the metrics file records of training, from the log."""
-        log = self.read_log()
+        log, every_row = self.read_log(), self.read_log(every_session=True)
+        seconds = float(every_row["seconds"].sum())  # every session, repeats included
         return {
             "epochs_run": len(log),
-            "train_seconds": float(log["seconds"].sum()),
+            "train_seconds": seconds,
             "epoch_seconds": log["seconds"].round(2).tolist(),
-            "cpu_busy": float(log["cpu_seconds"].sum() / log["seconds"].sum())
-            / (os.cpu_count() or 1),
+            "cpu_busy": float(every_row["cpu_seconds"].sum())
+            / seconds
+            / os.cpu_count(),
             "resumed_from_epoch": self.resumed_from_epoch,
             "history": {key: log[key].tolist() for key in log.columns},
         }
@@ -174,25 +186,17 @@ def save_run(
     report: dict[str, Any],
     metrics: dict[str, Any],
 ) -> dict[str, Any]:
-    """Write a run's model, test probabilities and metrics; then drop its checkpoints.
+    """Write ``models/<run>.keras``, ``predictions/<run>.npy`` (the test-set class
+    probabilities (n, 10) as float32) and ``metrics/<run>.json``, each atomically and
+    the metrics last (they mark a complete run); then remove the training folder.
 
-    Each file is written atomically, the metrics JSON last (it marks a complete run).
-    It holds ``run``, ``params``, ``test_accuracy``, ``macro_f1`` and ``per_class``
-    (from ``report``), the training summary, ``versions`` and ``metrics``.
-
-    Args:
-        output_dir: The run's output folder.
-        run: Run name.
-        model: The trained model, saved as ``models/<run>.keras``.
-        training: The run's training folder, removed once all is written.
-        probabilities: Test-set class probabilities (n, 10), saved as float32.
-        report: ``sklearn.metrics.classification_report(..., output_dict=True)``.
-        metrics: JSON-serialisable settings and scores to record.
-
-    Returns:
-        The metrics written.
+    The metrics hold ``run``, ``params``, ``test_accuracy``, ``macro_f1`` and
+    ``per_class`` (from ``report``, scikit-learn's ``classification_report(...,
+    output_dict=True)``), ``metrics`` (settings and scores), the training summary
+    and ``versions``. Returns them.
     """
     output_dir = Path(output_dir)
+    (output_dir / "metrics" / f"{run}.json").unlink(missing_ok=True)  # not complete
     with atomic_path(output_dir / "models" / f"{run}.keras") as tmp:
         model.save(tmp)
     with atomic_path(output_dir / "predictions" / f"{run}.npy") as tmp:
@@ -213,13 +217,8 @@ def save_run(
 
 
 def load_runs(output_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """Read every run's metrics and test probabilities, in pipeline order.
-
-    Returns:
-        Run name -> its metrics dict, with ``probabilities`` (float32 (n, 10)) added
-        and ``history`` as a per-epoch DataFrame. Runs without a predictions file
-        are left out.
-    """
+    """Return run name -> metrics of every run with predictions, in name order, with
+    ``probabilities`` (float32 (n, 10)) added and ``history`` as a DataFrame."""
     output_dir = Path(output_dir)
     runs = {}
     for path in sorted((output_dir / "metrics").glob("*.json")):

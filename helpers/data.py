@@ -31,7 +31,6 @@ CLASS_NAMES: tuple[str, ...] = (
     "Ankle boot",
 )
 NUM_CLASSES = len(CLASS_NAMES)
-IMAGE_SHAPE = (28, 28)
 # Training-set pixel mean and standard deviation on the [0, 1] scale, as the
 # literature quotes them (01_eda measures them again).
 REFERENCE_MEAN = 0.2860
@@ -52,18 +51,10 @@ ENV_VAR = "FASHION_MNIST_DIR"
 SYSTEM_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 APT_HINT = "sudo apt-get install dataset-fashion-mnist"
 
-_IDX_UBYTE = 0x08  # IDX type code for unsigned bytes
-
 
 @dataclass(frozen=True)
 class IdxSpec:
-    """What one IDX file must contain.
-
-    Attributes:
-        name: File name without ``.gz`` (e.g. ``train-images-idx3-ubyte``).
-        shape: Array shape stored in the file, e.g. ``(60000, 28, 28)``.
-        sha256: Hex SHA-256 of the decompressed file.
-    """
+    """One IDX file: name without ``.gz``, array shape, SHA-256 of its content."""
 
     name: str
     shape: tuple[int, ...]
@@ -121,15 +112,9 @@ def keras_cache_dir() -> Path:
 def candidate_dirs(
     data_dir: str | os.PathLike | None = None,
 ) -> list[tuple[Path, bool]]:
-    """List the folders to search, in order, each with whether it was asked for.
-
-    Args:
-        data_dir: An explicit folder; it is searched first.
-
-    Returns:
-        ``(folder, explicit)`` pairs: ``data_dir``, ``$FASHION_MNIST_DIR``, the Keras
-        cache, then the Debian package folder. Explicit folders must hold the files.
-    """
+    """Return ``(folder, explicit)`` pairs in search order: ``data_dir``,
+    ``$FASHION_MNIST_DIR``, the Keras cache, the Debian package's folder. An
+    explicit folder must hold the files."""
     dirs: list[tuple[Path, bool]] = []
     if data_dir is not None:
         dirs.append((Path(data_dir).expanduser(), True))
@@ -162,57 +147,36 @@ def _read_decompressed(path: Path) -> bytes:
 
 
 def read_idx(path: str | os.PathLike, spec: IdxSpec) -> np.ndarray:
-    """Read one IDX file (plain or gzip) and check it against ``spec``.
-
-    Args:
-        path: The file to read.
-        spec: Expected shape and SHA-256 of the decompressed bytes.
+    """Read one IDX file (plain or gzip), checked against ``spec``.
 
     Returns:
         A uint8 array of shape ``spec.shape``.
 
     Raises:
-        DatasetError: the file is unreadable, truncated, has the wrong magic number
-            or dimensions, or its checksum differs.
+        DatasetError: the file is damaged, truncated, not this IDX file (magic number
+            and dimensions), or its SHA-256 differs.
     """
     path = Path(path)
-    where = f"{path.name} in {path.parent}"
+    where, fix = f"{path.name} in {path.parent}", _fix_hint(path.parent)
     data = _read_decompressed(path)
-    header_len = 4 + 4 * len(spec.shape)
-    if len(data) < header_len:
+    header = bytes([0, 0, 0x08, len(spec.shape)])  # magic: unsigned bytes, ndim
+    header += b"".join(int(d).to_bytes(4, "big") for d in spec.shape)
+    if len(data) >= len(header) and data[: len(header)] != header:
         raise DatasetError(
-            f"{where} is truncated: {len(data)} bytes, shorter than its "
-            f"{header_len}-byte header. " + _fix_hint(path.parent)
-        )
-    zero, dtype_code, ndim = data[0:2], data[2], data[3]
-    if zero != b"\x00\x00" or dtype_code != _IDX_UBYTE or ndim != len(spec.shape):
-        raise DatasetError(
-            f"{where} has magic number 0x{data[:4].hex()}, expected "
-            f"0x0000{_IDX_UBYTE:02x}{len(spec.shape):02x} (unsigned bytes, "
-            f"{len(spec.shape)} dimensions): it is not this IDX file. "
-            + _fix_hint(path.parent)
-        )
-    dims = tuple(
-        int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)
-    )
-    if dims != spec.shape:
-        raise DatasetError(
-            f"{where} has dimensions {dims}, expected {spec.shape}. "
-            + _fix_hint(path.parent)
+            f"{where} starts 0x{data[: len(header)].hex()}, expected 0x{header.hex()} "
+            f"(magic number and dimensions {spec.shape}): not this IDX file. {fix}"
         )
     if len(data) != spec.size:
         state = "truncated" if len(data) < spec.size else "too long"
         raise DatasetError(
-            f"{where} is {state}: {len(data)} bytes decompressed, expected "
-            f"{spec.size}. " + _fix_hint(path.parent)
+            f"{where} is {state}: {len(data)} bytes, expected {spec.size}. {fix}"
         )
     digest = hashlib.sha256(data).hexdigest()
     if digest != spec.sha256:
         raise DatasetError(
-            f"{where} has been altered: SHA-256 {digest}, expected {spec.sha256}. "
-            + _fix_hint(path.parent)
+            f"{where} has been altered: SHA-256 {digest}, expected {spec.sha256}. {fix}"
         )
-    return np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape(spec.shape)
+    return np.frombuffer(data, np.uint8, offset=len(header)).reshape(spec.shape)
 
 
 def _load_folder(folder: Path) -> tuple[np.ndarray, ...]:
@@ -248,23 +212,17 @@ def _download_with_keras() -> tuple[np.ndarray, ...]:
 def load_fashion_mnist(
     data_dir: str | os.PathLike | None = None,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Load Fashion-MNIST from the first place that holds it, verified.
-
-    Searches ``data_dir``, ``$FASHION_MNIST_DIR``, the Keras cache and
-    ``/usr/share/datasets/fashion-mnist`` in that order; a folder is used when it
-    holds any of the four files. Downloads through Keras only when none does.
-
-    Args:
-        data_dir: Folder holding the four IDX files (``.gz`` or plain).
+    """Load Fashion-MNIST, verified, from the first folder of :func:`candidate_dirs`
+    that holds any of the four files (``.gz`` or plain); download through Keras only
+    when none does.
 
     Returns:
-        ``(x_train, y_train), (x_test, y_test)``: uint8 arrays of shapes
-        (60000, 28, 28), (60000,), (10000, 28, 28) and (10000,), as
-        ``keras.datasets.fashion_mnist.load_data()`` returns them.
+        ``(x_train, y_train), (x_test, y_test)``: uint8 arrays (60000, 28, 28),
+        (60000,), (10000, 28, 28) and (10000,), as Keras' own loader returns them.
 
     Raises:
-        DatasetError: a file is missing, truncated, altered or malformed, or an
-            explicitly given folder does not exist.
+        DatasetError: a file is missing, damaged or altered, or ``data_dir`` or
+            ``$FASHION_MNIST_DIR`` is not a folder.
     """
     for folder, explicit in candidate_dirs(data_dir):
         if explicit and not folder.is_dir():

@@ -33,11 +33,17 @@ def check_int(name: str, value: Any, low: int, high: int) -> int:
     return value
 
 
-def check_float(name: str, value: Any, low: float, high: float) -> float:
-    """Return ``value`` as a float if it is a finite number in (``low``, ``high``]."""
+def check_float(
+    name: str, value: Any, low: float, high: float, low_allowed: bool = False
+) -> float:
+    """Return ``value`` as a float if it is a finite number in (``low``, ``high``]
+    (in [``low``, ``high``] with ``low_allowed``)."""
     ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or not low < value <= high:
-        raise _fail(name, value, f"use a number above {low:g} and at most {high:g}")
+    if not ok or not math.isfinite(value) or not low <= value <= high:
+        ok = False
+    if not ok or (value == low and not low_allowed):
+        above = "from" if low_allowed else "above"
+        raise _fail(name, value, f"use a number {above} {low:g} up to {high:g}")
     return float(value)
 
 
@@ -81,6 +87,8 @@ def check_output_dir(value: Any, fast: bool) -> Path:
         path = Path(value).expanduser().resolve()
     else:
         raise _fail("output_dir", value, "use None or a folder path")
+    if fast and path == default_output_dir(False):
+        raise _fail("output_dir", value, "a fast run never writes to artifacts/")
     try:
         path.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=path).close()

@@ -76,9 +76,11 @@ def fingerprint(run: Run, parameters: dict[str, Any], output_dir: Path) -> dict:
     """Return what a finished run must match to be skipped.
 
     The notebook and its parameters, and for the comparison and the report the
-    metrics files they read. (After changing ``helpers/``, rerun with ``--force``.)
+    files they read (``metrics/*.json``, ``data_summary.json``, ``comparison.json``).
+    After changing ``helpers/``, rerun with ``--force``.
     """
-    inputs = sorted((output_dir / "metrics").glob("*.json")) if run.summary else []
+    reads = [*output_dir.glob("*.json"), *(output_dir / "metrics").glob("*.json")]
+    inputs = sorted(reads) if run.summary else []
     notebook = _digest([NOTEBOOK_DIR / run.notebook])
     return {"notebook": notebook, "inputs": _digest(inputs), "parameters": parameters}
 
@@ -91,8 +93,12 @@ TF_NOISE = re.compile(
 BOX_TO_ASCII = str.maketrans("┏┳┓┡╇┩└┴┘├┼┤┃│━─", "++++++++++++||=-")
 
 
-def export_pdf(notebook: Path, pdf: Path, hide_input: bool) -> None:
-    """Export an executed notebook to PDF with nbconvert's LaTeX route, atomically."""
+def export_pdf(notebook: Path, pdf: Path, hide_input: bool, passes: int = 3) -> None:
+    """Export an executed notebook to PDF with nbconvert's LaTeX route, atomically.
+
+    ``passes``: XeLaTeX runs; nbconvert's three settle the PDF's outline, one (the
+    fast mode's) gives the same pages.
+    """
     import nbformat
     from nbconvert import PDFExporter
 
@@ -114,6 +120,7 @@ def export_pdf(notebook: Path, pdf: Path, hide_input: bool) -> None:
         exclude_input=hide_input,
         exclude_input_prompt=hide_input,
         exclude_output_prompt=hide_input,
+        latex_count=passes,
     )
     body, _ = exporter.from_notebook_node(nb)
     with atomic_path(pdf) as tmp:
@@ -147,9 +154,40 @@ def execute(run: Run, parameters: dict[str, Any], output_dir: Path) -> Path:
     return executed
 
 
-def _finish(executed, pdf, hide_input, record, expected, tag, start) -> None:
-    export_pdf(executed, pdf, hide_input)
-    write_json(record, expected)
+def run_one(
+    run: Run,
+    tag: str,
+    output_dir: Path,
+    reports_dir: Path,
+    fast: bool,
+    force: bool,
+    data_dir: str | None,
+) -> None:
+    """Run one notebook and export its PDF, unless it finished with the same inputs.
+
+    The run's record (what makes it count as finished) is written last.
+    """
+    parameters = {**run.parameters, "fast": fast, "output_dir": str(output_dir)}
+    if data_dir is not None:
+        parameters["data_dir"] = data_dir
+    record = output_dir / "runs" / f"{run.name}.json"
+    pdf = reports_dir / f"{run.name}.pdf"
+    expected = fingerprint(run, parameters, output_dir)
+    if (
+        not force
+        and pdf.is_file()
+        and record.is_file()
+        and read_json(record) == expected
+    ):
+        print(f"{tag}: up to date, skipped", flush=True)
+        return
+    record.unlink(missing_ok=True)
+    print(f"{tag}: running {run.notebook}", flush=True)
+    start = time.perf_counter()
+    executed = execute(run, parameters, output_dir)
+    finished = fingerprint(run, parameters, output_dir)  # with the files it wrote
+    export_pdf(executed, pdf, run.hide_input, passes=1 if fast else 3)
+    write_json(record, finished)
     print(f"{tag}: done in {time.perf_counter() - start:.0f} s -> {pdf}", flush=True)
 
 
@@ -163,34 +201,27 @@ def run_all(
 ) -> None:
     """Run ``runs`` in order, skipping those already finished with the same inputs.
 
-    Each PDF is exported in another process while the next notebook runs; a run's
-    record (what makes it count as finished) is written once its PDF is.
+    In fast mode (CI) the runs before the comparison go two at a time, each in its
+    own process; a full run goes one at a time, so its timings stay undisturbed.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # kernels inherit it
-    spawn = multiprocessing.get_context("spawn")  # nbconvert changes the cwd
-    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as exports:
-        pending = []
-        for k, run in enumerate(runs, 1):
-            tag = f"[{k}/{len(runs)}] {run.name}"
-            parameters = {**run.parameters, "fast": fast, "output_dir": str(output_dir)}
-            if data_dir is not None:
-                parameters["data_dir"] = data_dir
-            record = output_dir / "runs" / f"{run.name}.json"
-            pdf = reports_dir / f"{run.name}.pdf"
-            expected = fingerprint(run, parameters, output_dir)
-            done = pdf.is_file() and record.is_file() and read_json(record) == expected
-            if done and not force:
-                print(f"{tag}: up to date, skipped")
-                continue
-            record.unlink(missing_ok=True)
-            print(f"{tag}: running {run.notebook}", flush=True)
-            start = time.perf_counter()
-            executed = execute(run, parameters, output_dir)
-
-            args = (executed, pdf, run.hide_input, record, expected, tag, start)
-            pending.append(exports.submit(_finish, *args))
-        for future in pending:
-            future.result()
+    jobs = [
+        (run, f"[{k}/{len(runs)}] {run.name}", output_dir, reports_dir, fast, force)
+        for k, run in enumerate(runs, 1)
+    ]
+    if fast:
+        spawn = multiprocessing.get_context("spawn")  # papermill changes the cwd
+        with ProcessPoolExecutor(max_workers=2, mp_context=spawn) as pool:
+            futures = [
+                pool.submit(run_one, *job, data_dir)
+                for job in jobs
+                if not job[0].summary
+            ]
+            for future in futures:
+                future.result()
+        jobs = [job for job in jobs if job[0].summary]
+    for job in jobs:
+        run_one(*job, data_dir)
 
 
 def results_table(output_dir: Path) -> str:
@@ -204,8 +235,9 @@ def results_table(output_dir: Path) -> str:
         "test_loss": "test loss",
         "macro_f1": "macro F1",
     }
-    paths = sorted((output_dir / "metrics").glob("*.json"))
-    frame = pd.DataFrame([read_json(path) for path in paths], columns=list(columns))
+    runs = [read_json(path) for path in sorted((output_dir / "metrics").glob("*.json"))]
+    full = [run for run in runs if run.get("fast") is False]
+    frame = pd.DataFrame(full, columns=list(columns))
     return frame.rename(columns=columns).to_markdown(
         index=False, floatfmt=("", ",.0f", ".0f", ".0f", ".4f", ".4f", ".4f")
     )

@@ -122,7 +122,7 @@ def load_model(path: str | os.PathLike) -> keras.Model:
     if not path.is_file() or path.suffix != ".keras":
         problem = "not a .keras file" if path.is_file() else "model file not found"
         raise ModelLoadError(f"{path}: {problem}")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # predict prints nothing but results
     stderr, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)  # TensorFlow's C++ start-up lines ignore the log level
     try:

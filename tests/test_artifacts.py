@@ -53,57 +53,81 @@ class Kill(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def fit(training, epochs, *extra):
+def fit(folder, settings, epochs, *extra, units=3):
+    """Build, compile and fit a tiny model with the notebooks' callbacks."""
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, "softmax")])
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(units, "softmax")])
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    training = artifacts.TrainingFolder(folder, "run", settings, model)
     callbacks = [
+        artifacts.epoch_timer(),
+        keras.callbacks.CSVLogger(training.log_path, append=True),
         keras.callbacks.BackupAndRestore(
             training.backup_dir, double_checkpoint=True, delete_checkpoint=False
         ),
-        artifacts.epoch_timer(),
-        keras.callbacks.CSVLogger(training.log_path, append=True),
         *extra,
     ]
     x, y = np.random.default_rng(0).normal(size=(64, 4)), np.arange(64) % 3
     model.fit(
         x, y, epochs=epochs, validation_data=(x, y), callbacks=callbacks, verbose=0
     )
-    return model
+    return training, model
 
 
 def test_interrupted_training_resumes_after_its_last_epoch_and_logs_every_epoch(
     tmp_path, capsys
 ):
-    settings = {"epochs": 4}
-    first = artifacts.TrainingFolder(tmp_path, "run", settings)
-    assert first.resumed_from_epoch is None
     with pytest.raises(KeyboardInterrupt):
-        fit(first, 4, Kill(after_epoch=1))  # epochs 0 and 1 finish
-    second = artifacts.TrainingFolder(tmp_path, "run", settings)
-    assert second.resumed_from_epoch == 2
+        fit(tmp_path, {"epochs": 4}, 4, Kill(after_epoch=1))  # epochs 0, 1 finish
+    training, _ = fit(tmp_path, {"epochs": 4}, 4)
     assert "resuming after epoch 2" in capsys.readouterr().out
-    fit(second, 4)
-    summary = second.summary()
+    assert training.resumed_from_epoch == 2
+    every_row = training.read_log(every_session=True)
+    assert every_row["epoch"].tolist() == [0, 1, 2, 3]  # the rerun trained 2 epochs
+    summary = training.summary()
     assert summary["epochs_run"] == 4
     assert summary["resumed_from_epoch"] == 2
     assert len(summary["history"]["loss"]) == 4
     assert summary["train_seconds"] == pytest.approx(sum(summary["epoch_seconds"]), 0.1)
 
 
-def test_changed_settings_start_training_over(tmp_path):
-    training = artifacts.TrainingFolder(tmp_path, "run", {"epochs": 2})
-    fit(training, 2)
-    again = artifacts.TrainingFolder(tmp_path, "run", {"epochs": 3})
+def test_an_epoch_logged_but_not_backed_up_is_trained_again_and_counted_once(
+    tmp_path,
+):
+    training, _ = fit(tmp_path, {"epochs": 3}, 2)
+    metadata = training.backup_dir / "training_metadata.json"
+    metadata.write_text('{"epoch": 1, "batch": 0}')  # as if killed before the save
+    training, _ = fit(tmp_path, {"epochs": 3}, 3)
+    assert training.read_log(every_session=True)["epoch"].tolist() == [0, 1, 1, 2]
+    summary = training.summary()
+    assert summary["epochs_run"] == 3
+    assert summary["train_seconds"] > sum(summary["epoch_seconds"][:3]) - 1e-9
+
+
+@pytest.mark.parametrize(
+    ("settings", "units"),
+    [({"epochs": 3}, 3), ({"epochs": 2}, 5)],
+    ids=["settings", "model"],
+)
+def test_changed_settings_or_model_start_training_over(tmp_path, settings, units):
+    fit(tmp_path, {"epochs": 2}, 2)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(units, "softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    again = artifacts.TrainingFolder(tmp_path, "run", settings, model)
     assert again.resumed_from_epoch is None
     assert again.read_log().empty
 
 
+def test_the_same_model_built_again_resumes(tmp_path):
+    fit(tmp_path, {"epochs": 3}, 2)
+    training, _ = fit(tmp_path, {"epochs": 3}, 3)  # layer names differ: dense_1, ...
+    assert training.resumed_from_epoch == 2
+
+
 def test_a_resumed_finished_fit_trains_no_more_epochs(tmp_path):
-    training = artifacts.TrainingFolder(tmp_path, "run", {"epochs": 2})
-    fit(training, 2)
-    rerun = artifacts.TrainingFolder(tmp_path, "run", {"epochs": 2})
-    fit(rerun, 2)
+    fit(tmp_path, {"epochs": 2}, 2)
+    rerun, _ = fit(tmp_path, {"epochs": 2}, 2)
     assert rerun.summary()["epochs_run"] == 2
     assert len(rerun.log_path.read_text().splitlines()) == 3  # header + 2 epochs
 
@@ -111,8 +135,7 @@ def test_a_resumed_finished_fit_trains_no_more_epochs(tmp_path):
 def test_saved_run_is_read_back_with_its_predictions_and_checkpoints_dropped(
     tmp_path,
 ):
-    training = artifacts.TrainingFolder(tmp_path, "ann-x", {"epochs": 2})
-    model = fit(training, 2)
+    training, model = fit(tmp_path, {"epochs": 2}, 2)
     probabilities = np.full((5, 10), 0.1)
     report = {"accuracy": 0.8, "macro avg": {"f1-score": 0.7}, "Bag": {"f1-score": 1}}
     metrics = artifacts.save_run(
