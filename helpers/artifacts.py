@@ -63,8 +63,6 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def _to_builtin(value: Any) -> Any:
     if isinstance(value, np.ndarray | np.generic):
         return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
@@ -147,13 +145,9 @@ class TrainingFolder:
             print(f"{run}: resuming after epoch {backup['epoch']} of an earlier run.")
 
     def read_log(self, every_session: bool = False) -> pd.DataFrame:
-        """Return the training log: one row per epoch (index from 0).
-
-        Put ``CSVLogger`` before ``BackupAndRestore`` in the callback list: a kill
-        between the two then leaves an epoch logged but not backed up, which is
-        trained and logged again on resume; the last row of each epoch wins (all rows
-        with ``every_session``).
-        """
+        """Return the training log, a row per epoch (index from 0; ``every_session``:
+        every row). With ``CSVLogger`` before ``BackupAndRestore``, a kill between the
+        two repeats an epoch on resume: the last row of each epoch wins."""
         if not self.log_path.is_file() or self.log_path.stat().st_size == 0:
             return pd.DataFrame()
         log = pd.read_csv(self.log_path)

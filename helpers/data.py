@@ -251,22 +251,12 @@ class Splits:
 
     def sizes(self) -> dict[str, int]:
         """Return the number of images in each split."""
-        return {
-            "train": len(self.y_train),
-            "val": len(self.y_val),
-            "test": len(self.y_test),
-        }
+        return {k: len(getattr(self, f"y_{k}")) for k in ("train", "val", "test")}
 
     def subset(self, n_train: int, n_val: int, n_test: int) -> Splits:
         """Return the first ``n_train``, ``n_val`` and ``n_test`` images."""
-        return Splits(
-            self.x_train[:n_train],
-            self.y_train[:n_train],
-            self.x_val[:n_val],
-            self.y_val[:n_val],
-            self.x_test[:n_test],
-            self.y_test[:n_test],
-        )
+        sizes = (n_train, n_train, n_val, n_val, n_test, n_test)  # in field order
+        return Splits(*(a[:n] for a, n in zip(vars(self).values(), sizes, strict=True)))
 
 
 def split_indices(
@@ -319,24 +309,13 @@ def load_splits(
     (stratified: 1,000 per class by default); the official 10,000 test images are
     the test set, untouched.
 
-    Args:
-        data_dir: Passed to :func:`load_fashion_mnist`.
-        seed: Seed of the split (same seed, same split).
-        fast: Keep only the first :data:`FAST_SIZES` images of each split (CI).
-        val_size: Number of validation images.
-        stratify: Keep the class balance in train and validation.
-
-    Returns:
-        A frozen :class:`Splits` of uint8 arrays.
+    ``data_dir`` goes to :func:`load_fashion_mnist`; the same ``seed`` gives the
+    same split; ``fast`` keeps the first :data:`FAST_SIZES` images of each split
+    (CI); ``stratify`` keeps the class balance. Returns a frozen :class:`Splits`.
     """
     (x_train, y_train), (x_test, y_test) = load_fashion_mnist(data_dir)
     train_idx, val_idx = split_indices(y_train, val_size, seed=seed, stratify=stratify)
-    splits = Splits(
-        x_train[train_idx],
-        y_train[train_idx],
-        x_train[val_idx],
-        y_train[val_idx],
-        x_test,
-        y_test,
-    )
+    x_val, y_val = x_train[val_idx], y_train[val_idx]
+    x_train, y_train = x_train[train_idx], y_train[train_idx]
+    splits = Splits(x_train, y_train, x_val, y_val, x_test, y_test)
     return splits.subset(*FAST_SIZES) if fast else splits

@@ -6,7 +6,6 @@ and what is allowed, so a papermill run fails at the cell after the parameters.
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from collections.abc import Iterable
@@ -39,9 +38,7 @@ def check_float(
     """Return ``value`` as a float if it is a finite number in (``low``, ``high``]
     (in [``low``, ``high``] with ``low_allowed``)."""
     ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or not low <= value <= high:
-        ok = False
-    if not ok or (value == low and not low_allowed):
+    if not (ok and low <= value <= high and (low_allowed or value != low)):  # no NaN
         above = "from" if low_allowed else "above"
         raise _fail(name, value, f"use a number {above} {low:g} up to {high:g}")
     return float(value)

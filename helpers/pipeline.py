@@ -29,16 +29,10 @@ from typing import Any
 
 import pandas as pd
 
-from helpers.artifacts import (
-    PROJECT_ROOT,
-    atomic_path,
-    default_output_dir,
-    read_json,
-    write_json,
-)
+from helpers import artifacts
 
-NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
-README = PROJECT_ROOT / "README.md"
+NOTEBOOK_DIR = artifacts.PROJECT_ROOT / "notebooks"
+README = artifacts.PROJECT_ROOT / "README.md"
 RESULTS_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
 
 
@@ -87,18 +81,13 @@ def fingerprint(run: Run, parameters: dict[str, Any], output_dir: Path) -> dict:
 
 # TensorFlow's C++ start-up lines on stderr, and the box-drawing characters of
 # ``model.summary()``, which the PDF's monospace font lacks.
-TF_NOISE = re.compile(
-    r"^(WARNING: All log messages|[IWE]\d{4} |To enable the following)"
-)
+TF_NOISE = re.compile(r"^(WARNING: All log messages|[IWE]\d{4} |To enable the )")
 BOX_TO_ASCII = str.maketrans("┏┳┓┡╇┩└┴┘├┼┤┃│━─", "++++++++++++||=-")
 
 
 def export_pdf(notebook: Path, pdf: Path, hide_input: bool, passes: int = 3) -> None:
-    """Export an executed notebook to PDF with nbconvert's LaTeX route, atomically.
-
-    ``passes``: XeLaTeX runs; nbconvert's three settle the PDF's outline, one (the
-    fast mode's) gives the same pages.
-    """
+    """Export an executed notebook to PDF with nbconvert's LaTeX route, atomically;
+    ``passes`` of XeLaTeX (one gives the pages, three also settle the outline)."""
     import nbformat
     from nbconvert import PDFExporter
 
@@ -111,9 +100,8 @@ def export_pdf(notebook: Path, pdf: Path, hide_input: bool, passes: int = 3) -> 
             elif output.get("name") == "stdout":
                 output.text = output.text.translate(BOX_TO_ASCII)
             elif "text/plain" in output.get("data", {}):
-                output.data["text/plain"] = output.data["text/plain"].translate(
-                    BOX_TO_ASCII
-                )
+                plain = output.data["text/plain"]
+                output.data["text/plain"] = plain.translate(BOX_TO_ASCII)
         cell["outputs"] = [o for o in cell.get("outputs", []) if o.get("text", 1)]
     nb.metadata["title"] = nb.cells[0].source.splitlines()[0].lstrip("# ")
     exporter = PDFExporter(
@@ -123,7 +111,7 @@ def export_pdf(notebook: Path, pdf: Path, hide_input: bool, passes: int = 3) -> 
         latex_count=passes,
     )
     body, _ = exporter.from_notebook_node(nb)
-    with atomic_path(pdf) as tmp:
+    with artifacts.atomic_path(pdf) as tmp:
         tmp.write_bytes(body)
 
 
@@ -173,12 +161,10 @@ def run_one(
     record = output_dir / "runs" / f"{run.name}.json"
     pdf = reports_dir / f"{run.name}.pdf"
     expected = fingerprint(run, parameters, output_dir)
-    if (
-        not force
-        and pdf.is_file()
-        and record.is_file()
-        and read_json(record) == expected
-    ):
+    done = (
+        pdf.is_file() and record.is_file() and artifacts.read_json(record) == expected
+    )
+    if done and not force:
         print(f"{tag}: up to date, skipped", flush=True)
         return
     record.unlink(missing_ok=True)
@@ -187,7 +173,7 @@ def run_one(
     executed = execute(run, parameters, output_dir)
     finished = fingerprint(run, parameters, output_dir)  # with the files it wrote
     export_pdf(executed, pdf, run.hide_input, passes=1 if fast else 3)
-    write_json(record, finished)
+    artifacts.write_json(record, finished)
     print(f"{tag}: done in {time.perf_counter() - start:.0f} s -> {pdf}", flush=True)
 
 
@@ -226,16 +212,11 @@ def run_all(
 
 def results_table(output_dir: Path) -> str:
     """Return the README results table of every full run, as Markdown."""
-    columns = {
-        "run": "run",
-        "params": "parameters",
-        "epochs_run": "epochs",
-        "train_seconds": "training (s)",
-        "test_accuracy": "test accuracy",
-        "test_loss": "test loss",
-        "macro_f1": "macro F1",
-    }
-    runs = [read_json(path) for path in sorted((output_dir / "metrics").glob("*.json"))]
+    columns = dict(run="run", params="parameters", epochs_run="epochs")
+    columns |= dict(train_seconds="training (s)", test_accuracy="test accuracy")
+    columns |= dict(test_loss="test loss", macro_f1="macro F1")
+    paths = sorted((output_dir / "metrics").glob("*.json"))
+    runs = [artifacts.read_json(path) for path in paths]
     full = [run for run in runs if run.get("fast") is False]
     frame = pd.DataFrame(full, columns=list(columns))
     return frame.rename(columns=columns).to_markdown(
@@ -249,12 +230,9 @@ def update_readme(output_dir: Path, readme: Path = README) -> None:
     start, end = RESULTS_MARKERS
     before, rest = text.split(start, 1)
     after = rest.split(end, 1)[1]
-    source = (
-        "\n\nFrom `artifacts/metrics/*.json` of the last `make run`; "
-        "regenerate with `make readme`.\n"
-    )
+    source = "\n\nFrom `artifacts/metrics/*.json`; regenerate with `make readme`.\n"
     table = results_table(output_dir)
-    with atomic_path(readme) as tmp:
+    with artifacts.atomic_path(readme) as tmp:
         tmp.write_text(f"{before}{start}\n{table}{source}{end}{after}")
 
 
@@ -270,11 +248,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", help="folder with the Fashion-MNIST files")
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args(argv)
-    output_dir = (args.output_dir or default_output_dir(args.fast)).resolve()
-    if args.fast and output_dir == default_output_dir(False):
+    output_dir = (args.output_dir or artifacts.default_output_dir(args.fast)).resolve()
+    if args.fast and output_dir == artifacts.default_output_dir(False):
         parser.error("--fast never writes to artifacts/: choose another --output-dir")
     reports_dir = args.reports_dir or (
-        output_dir / "reports" if args.fast else PROJECT_ROOT / "reports"
+        output_dir / "reports" if args.fast else artifacts.PROJECT_ROOT / "reports"
     )
     if args.list:
         print("\n".join(f"{r.name:14} notebooks/{r.notebook}" for r in RUNS))
