@@ -220,7 +220,7 @@ def results_table(output_dir: Path) -> str:
     full = [run for run in runs if run.get("fast") is False]
     frame = pd.DataFrame(full, columns=list(columns))
     return frame.rename(columns=columns).to_markdown(
-        index=False, floatfmt=("", ",.0f", ".0f", ".0f", ".4f", ".4f", ".4f")
+        index=False, intfmt=",", floatfmt=("", "", "", ".0f", ".4f", ".4f", ".4f")
     )
 
 
