@@ -127,10 +127,8 @@ def candidate_dirs(
 
 def find_idx_file(folder: Path, spec: IdxSpec) -> Path | None:
     """Return ``folder/<name>.gz`` or ``folder/<name>``, whichever exists first."""
-    for candidate in (folder / f"{spec.name}.gz", folder / spec.name):
-        if candidate.is_file():
-            return candidate
-    return None
+    candidates = (folder / f"{spec.name}.gz", folder / spec.name)
+    return next((path for path in candidates if path.is_file()), None)
 
 
 def _read_decompressed(path: Path) -> bytes:

@@ -1,8 +1,5 @@
-"""Checks of notebook parameters: a bad value stops the notebook before any work.
-
-Each check raises ``ValueError`` with one line naming the parameter, the value given
-and what is allowed, so a papermill run fails at the cell after the parameters.
-"""
+"""Checks of notebook parameters: a bad value stops the notebook before any work,
+with one line naming the parameter, the value given and what is allowed."""
 
 from __future__ import annotations
 

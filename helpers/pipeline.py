@@ -118,13 +118,15 @@ def export_pdf(notebook: Path, pdf: Path, hide_input: bool, passes: int = 3) -> 
 def execute(run: Run, parameters: dict[str, Any], output_dir: Path) -> Path:
     """Execute ``run``'s notebook with papermill; return the executed notebook.
 
-    Raises:
-        SystemExit: the notebook failed; the message names the run, cell and error.
+    A failing cell, or one running over ``$CELL_TIMEOUT`` seconds (default 3600),
+    raises SystemExit with a message naming the run, the cell and the error.
     """
+    import nbformat
     import papermill
 
     executed = output_dir / "notebooks" / f"{run.name}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
+    timeout = int(os.environ.get("CELL_TIMEOUT", 3600))
     try:
         papermill.execute_notebook(
             NOTEBOOK_DIR / run.notebook,
@@ -133,28 +135,29 @@ def execute(run: Run, parameters: dict[str, Any], output_dir: Path) -> Path:
             kernel_name="python3",
             progress_bar=False,
             cwd=NOTEBOOK_DIR,
+            execution_timeout=timeout,
         )
     except papermill.PapermillExecutionError as err:
-        raise SystemExit(
-            f"{run.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
-            f"  the executed notebook is {executed}"
-        ) from None
-    return executed
+        problem = f"cell {err.exec_count}: {err.ename}: {err.evalue}"
+    except TimeoutError:  # nbclient's CellTimeoutError
+        cells = nbformat.read(executed, as_version=4).cells
+        status = [c.metadata.get("papermill", {}).get("status") for c in cells]
+        i = len(status) - status[::-1].index("completed") - 1  # the last one started
+        problem = f"cell {i} ran over CELL_TIMEOUT={timeout} s: {cells[i].source!r}"
+    else:
+        return executed
+    raise SystemExit(
+        f"{run.name} ({run.notebook}) failed in {problem}\n  see {executed}"
+    )
 
 
-def run_one(
-    run: Run,
-    tag: str,
-    output_dir: Path,
-    reports_dir: Path,
-    fast: bool,
-    force: bool,
-    data_dir: str | None,
-) -> None:
+def run_one(run: Run, tag: str, output_dir: Path, reports_dir: Path, *options) -> None:
     """Run one notebook and export its PDF, unless it finished with the same inputs.
 
-    The run's record (what makes it count as finished) is written last.
+    ``options``: ``fast``, ``force``, ``data_dir`` as for :func:`run_all`. The run's
+    record (what makes it count as finished) is written last.
     """
+    fast, force, data_dir = options
     parameters = {**run.parameters, "fast": fast, "output_dir": str(output_dir)}
     if data_dir is not None:
         parameters["data_dir"] = data_dir

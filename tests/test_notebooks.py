@@ -37,12 +37,20 @@ def test_every_run_has_its_notebook_and_every_notebook_runs():
     assert {r.notebook for r in pipeline.RUNS} == {p.name for p in NOTEBOOKS}
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_is_committed_without_outputs(path):
-    for cell in read(path).cells:
-        if cell.cell_type == "code":
-            assert cell.outputs == [], f"{path.name}: cell {cell.id} has outputs"
-            assert cell.execution_count is None, f"{path.name}: {cell.id} was run"
+def test_notebooks_are_committed_stripped_of_outputs():
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nbstripout",
+            "--verify",
+            "--keep-id",
+            *map(str, NOTEBOOKS),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -220,3 +228,21 @@ def test_readme_results_table_is_rewritten_between_its_markers(tmp_path):
     assert "0.9300" in text
     assert "0.8700" in text
     assert "cnn-dropout" not in text  # a fast run is never in the results table
+
+
+def test_a_cell_running_over_cell_timeout_fails_naming_notebook_and_cell(
+    tmp_path, monkeypatch
+):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(s) for s in ("x = 1", "import time; time.sleep(60)")
+    ]
+    nbformat.write(nb, tmp_path / "sleepy.ipynb")
+    monkeypatch.setattr(pipeline, "NOTEBOOK_DIR", tmp_path)
+    monkeypatch.setenv("CELL_TIMEOUT", "3")
+    with pytest.raises(SystemExit) as err:
+        pipeline.execute(pipeline.Run("nap", "sleepy.ipynb"), {}, tmp_path)
+    message = str(err.value)
+    assert "nap (sleepy.ipynb)" in message
+    assert "cell 1 ran over CELL_TIMEOUT=3 s" in message
+    assert "time.sleep(60)" in message
