@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from helpers import artifacts
+from helpers import artifacts, parameters
 
 NOTEBOOK_DIR = artifacts.PROJECT_ROOT / "notebooks"
 README = artifacts.PROJECT_ROOT / "README.md"
@@ -251,15 +251,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", help="folder with the Fashion-MNIST files")
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args(argv)
-    output_dir = (args.output_dir or artifacts.default_output_dir(args.fast)).resolve()
-    if args.fast and output_dir == artifacts.default_output_dir(False):
-        parser.error("--fast never writes to artifacts/: choose another --output-dir")
-    reports_dir = args.reports_dir or (
-        output_dir / "reports" if args.fast else artifacts.PROJECT_ROOT / "reports"
-    )
     if args.list:
         print("\n".join(f"{r.name:14} notebooks/{r.notebook}" for r in RUNS))
         return 0
+    try:  # the notebooks' own check: writable, and never artifacts/ in fast mode
+        output_dir = parameters.check_output_dir(args.output_dir, args.fast)
+    except ValueError as err:
+        parser.error(str(err))
+    reports_dir = args.reports_dir or (
+        output_dir / "reports" if args.fast else artifacts.PROJECT_ROOT / "reports"
+    )
     if args.update_readme:
         update_readme(output_dir)
         return 0

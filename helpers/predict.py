@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from helpers.artifacts import default_output_dir
 from helpers.data import CLASS_NAMES
 
 if TYPE_CHECKING:
     import keras
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MIN_SIDE = 8  # smaller images hold no recognisable garment
 MAX_PIXELS = 50_000_000  # larger images are refused before their pixels are decoded
 FAINT = 13  # Fashion-MNIST trimmed pixels within 5% of the background's intensity
@@ -92,7 +92,7 @@ def find_model(output_dir: str | os.PathLike | None = None) -> Path:
     """Return ``<output_dir>/models/<run>.keras`` (default ``artifacts/``) of the
     ``metrics/*.json`` run with the best ``test_accuracy`` among full (``fast``
     false) runs named ``cnn*`` that saved a model; else raise ModelLoadError."""
-    folder = Path(output_dir or PROJECT_ROOT / "artifacts")
+    folder = Path(output_dir or default_output_dir())
     best, best_accuracy = None, -1.0
     for metrics_file in sorted((folder / "metrics").glob("*.json")):
         try:

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import predict
+from helpers import artifacts, predict
 from helpers.data import CLASS_NAMES
 from helpers.predict import ImageInputError, ModelLoadError
 
@@ -312,7 +312,7 @@ def test_find_model_says_where_it_looked(tmp_path, monkeypatch):
         predict.find_model(tmp_path)
     assert str(tmp_path) in str(error.value)
     assert "--model" in str(error.value)
-    monkeypatch.setattr(predict, "PROJECT_ROOT", tmp_path / "project")
+    monkeypatch.setattr(artifacts, "PROJECT_ROOT", tmp_path / "project")
     with pytest.raises(ModelLoadError, match="project/artifacts"):
         predict.find_model()
 
