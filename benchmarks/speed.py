@@ -13,7 +13,6 @@ compare models measured in one call, as ratios. Writes ``results/speed.json``.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import time
 from pathlib import Path
@@ -66,11 +65,8 @@ def main() -> None:
         )
     if not rows:
         raise SystemExit(f"No models in {args.output_dir / 'models'}: run `make run`.")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores"
-    artifacts.write_json(
-        args.output,
-        {"machine": machine, "versions": artifacts.versions(), "rows": rows},
-    )
+    machine = {"machine": platform.machine(), **artifacts.environment()}
+    artifacts.write_json(args.output, {**machine, "rows": rows})
 
 
 if __name__ == "__main__":

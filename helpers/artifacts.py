@@ -14,13 +14,15 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 import pandas as pd
@@ -84,10 +86,52 @@ def read_json_if_exists(path: str | os.PathLike) -> Any:
     return read_json(path) if Path(path).is_file() else None
 
 
-def versions() -> dict[str, str]:
-    """Return the versions of Python and of the libraries that shape the results."""
+def environment() -> dict[str, Any]:
+    """Return ``device`` (the first GPU's name, or ``CPU (N cores)``) and the
+    ``versions`` of Python and of the libraries that shape the results."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    gpu = gpus and tf.config.experimental.get_device_details(gpus[0])
+    device = gpu.get("device_name", "GPU") if gpus else f"CPU ({os.cpu_count()} cores)"
     packages = ("tensorflow", "keras", "numpy", "scikit-learn")
-    return {"python": platform.python_version()} | {p: version(p) for p in packages}
+    versions = {"python": platform.python_version()} | {p: version(p) for p in packages}
+    return {"device": device, "versions": versions}
+
+
+def show_environment() -> None:
+    """Print the versions and the device, with a one-line warning when TensorFlow or
+    Keras differs in major.minor from ``requirements.txt`` (as Colab's may)."""
+    env, pins = environment(), PROJECT_ROOT / "requirements.txt"
+    v = env["versions"]
+    print(
+        f"Python {v['python']} | TensorFlow {v['tensorflow']} | Keras {v['keras']}"
+        f" | {env['device']}"
+    )
+    text = pins.read_text() if pins.is_file() else ""
+    for name, pin in re.findall(r"^(tensorflow|keras)~=(\d+\.\d+)", text, re.M):
+        if v[name].split(".")[:2] != pin.split("."):
+            print(
+                f"Warning: {name} {v[name]} is installed, requirements.txt pins {pin}.*"
+                ": results may differ from the recorded ones."
+            )
+
+
+@contextlib.contextmanager
+def stderr_to(path: str | os.PathLike) -> Iterator[TextIO]:
+    """Append this process's file descriptor 2, which child processes inherit, to
+    ``path`` (e.g. ``os.devnull``); yield the open file. TensorFlow's C++ start-up
+    lines go there whatever ``TF_CPP_MIN_LOG_LEVEL`` says."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "a") as file:
+        os.dup2(file.fileno(), 2)
+        try:
+            yield file
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def epoch_timer() -> keras.callbacks.Callback:
@@ -187,7 +231,7 @@ def save_run(
     The metrics hold ``run``, ``params``, ``test_accuracy``, ``macro_f1`` and
     ``per_class`` (from ``report``, scikit-learn's ``classification_report(...,
     output_dict=True)``), ``metrics`` (settings and scores), the training summary
-    and ``versions``. Returns them.
+    and :func:`environment`. Returns them.
     """
     output_dir = Path(output_dir)
     (output_dir / "metrics" / f"{run}.json").unlink(missing_ok=True)  # not complete
@@ -203,7 +247,7 @@ def save_run(
         "per_class": {k: v for k, v in report.items() if isinstance(v, dict)},
         **metrics,
         **training.summary(),
-        "versions": versions(),
+        **environment(),
     }
     write_json(output_dir / "metrics" / f"{run}.json", record)
     shutil.rmtree(training.folder)

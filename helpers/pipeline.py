@@ -118,25 +118,31 @@ def export_pdf(notebook: Path, pdf: Path, hide_input: bool, passes: int = 3) -> 
 def execute(run: Run, parameters: dict[str, Any], output_dir: Path) -> Path:
     """Execute ``run``'s notebook with papermill; return the executed notebook.
 
-    A failing cell, or one running over ``$CELL_TIMEOUT`` seconds (default 3600),
-    raises SystemExit with a message naming the run, the cell and the error.
+    The kernel's output (Keras' epoch lines, TensorFlow's C++ lines) goes to
+    ``logs/<run>.log``. A failing cell, or one running over ``$CELL_TIMEOUT``
+    seconds (default 3600), raises RunFailed naming the cell and the error.
     """
     import nbformat
     import papermill
 
     executed = output_dir / "notebooks" / f"{run.name}.ipynb"
-    executed.parent.mkdir(parents=True, exist_ok=True)
+    log = output_dir / "logs" / f"{run.name}.log"
+    for folder in (executed.parent, log.parent):
+        folder.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
     timeout = int(os.environ.get("CELL_TIMEOUT", 3600))
     try:
-        papermill.execute_notebook(
-            NOTEBOOK_DIR / run.notebook,
-            executed,
-            parameters=parameters,
-            kernel_name="python3",
-            progress_bar=False,
-            cwd=NOTEBOOK_DIR,
-            execution_timeout=timeout,
-        )
+        with artifacts.stderr_to(log) as stdout:  # the kernel inherits descriptor 2
+            papermill.execute_notebook(
+                NOTEBOOK_DIR / run.notebook,
+                executed,
+                parameters=parameters,
+                kernel_name="python3",
+                progress_bar=False,
+                stdout_file=stdout,
+                cwd=NOTEBOOK_DIR,
+                execution_timeout=timeout,
+            )
     except papermill.PapermillExecutionError as err:
         problem = f"cell {err.exec_count}: {err.ename}: {err.evalue}"
     except TimeoutError:  # nbclient's CellTimeoutError
@@ -146,9 +152,17 @@ def execute(run: Run, parameters: dict[str, Any], output_dir: Path) -> Path:
         problem = f"cell {i} ran over CELL_TIMEOUT={timeout} s: {cells[i].source!r}"
     else:
         return executed
-    raise SystemExit(
-        f"{run.name} ({run.notebook}) failed in {problem}\n  see {executed}"
-    )
+    problem = " ".join(problem.split())  # one line
+    raise RunFailed(f"{run.notebook}, {problem}; see {_shown(executed)}, {_shown(log)}")
+
+
+class RunFailed(Exception):
+    """A notebook failed; the message names the cell, the error and the files."""
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working folder when it is inside it."""
+    return os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def run_one(run: Run, tag: str, output_dir: Path, reports_dir: Path, *options) -> None:
@@ -171,13 +185,18 @@ def run_one(run: Run, tag: str, output_dir: Path, reports_dir: Path, *options) -
         print(f"{tag}: up to date, skipped", flush=True)
         return
     record.unlink(missing_ok=True)
-    print(f"{tag}: running {run.notebook}", flush=True)
+    print(f"{tag}: started ({run.notebook})", flush=True)
     start = time.perf_counter()
-    executed = execute(run, parameters, output_dir)
+    try:
+        executed = execute(run, parameters, output_dir)
+    except RunFailed as err:
+        seconds = time.perf_counter() - start
+        raise SystemExit(f"{tag}: failed after {seconds:.0f} s in {err}") from None
     finished = fingerprint(run, parameters, output_dir)  # with the files it wrote
     export_pdf(executed, pdf, run.hide_input, passes=1 if fast else 3)
     artifacts.write_json(record, finished)
-    print(f"{tag}: done in {time.perf_counter() - start:.0f} s -> {pdf}", flush=True)
+    seconds = time.perf_counter() - start
+    print(f"{tag}: done in {seconds:.0f} s -> {_shown(pdf)}", flush=True)
 
 
 def run_all(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from helpers.artifacts import default_output_dir
+from helpers.artifacts import default_output_dir, stderr_to
 from helpers.data import CLASS_NAMES
 
 if TYPE_CHECKING:
@@ -122,15 +122,8 @@ def load_model(path: str | os.PathLike) -> keras.Model:
     if not path.is_file() or path.suffix != ".keras":
         problem = "not a .keras file" if path.is_file() else "model file not found"
         raise ModelLoadError(f"{path}: {problem}")
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # predict prints nothing but results
-    stderr, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)  # TensorFlow's C++ start-up lines ignore the log level
-    try:
-        import keras
-    finally:
-        os.dup2(stderr, 2)
-        os.close(stderr)
-        os.close(devnull)
+    import keras
+
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many types for a bad archive
@@ -180,11 +173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output-dir", metavar="DIR", help="artifacts to search")
     try:
         args = parser.parse_args(argv)
-        model = load_model(args.model or find_model(args.output_dir))
+        with stderr_to(os.devnull):  # TensorFlow's start-up lines: nothing but results
+            model = load_model(args.model or find_model(args.output_dir))
+            results = predict_images(args.images, model, args.top_k)
     except (argparse.ArgumentError, ModelLoadError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    results = predict_images(args.images, model, args.top_k)
     for result in results:
         if result.error:
             print(f"error: {result.error}", file=sys.stderr)

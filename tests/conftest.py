@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -12,7 +14,7 @@ import pytest
 
 matplotlib.use("Agg")  # no screen in CI
 
-from helpers import data, pipeline
+from helpers import data
 
 REAL_DATA_DIR = data.SYSTEM_DATA_DIR
 needs_real_data = pytest.mark.skipif(
@@ -81,12 +83,29 @@ def tiny_dataset(isolated_search, monkeypatch):
 
 @pytest.fixture(scope="session")
 def fast_run(tmp_path_factory):
-    """Every notebook, run once per test session in fast mode; returns its folder.
+    """Every notebook, run once per test session in fast mode by the command line;
+    returns its folder, with the command's console output in ``console.txt``.
 
     Tests read this run instead of executing notebooks again.
     """
     if not all(data.find_idx_file(REAL_DATA_DIR, s) for s in data.FASHION_MNIST_FILES):
         pytest.skip(f"Fashion-MNIST not installed in {REAL_DATA_DIR}")
     output_dir = tmp_path_factory.mktemp("fast-run")
-    pipeline.run_all(pipeline.RUNS, output_dir, output_dir / "reports", fast=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "helpers.pipeline",
+            "--fast",
+            "--output-dir",
+            output_dir,
+        ],
+        cwd=output_dir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    console = done.stdout + done.stderr
+    (output_dir / "console.txt").write_text(console)
+    assert done.returncode == 0, console
     return output_dir

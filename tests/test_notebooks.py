@@ -5,9 +5,12 @@ Every notebook runs once per session (the ``fast_run`` fixture); the tests read 
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import subprocess
 import sys
+import sysconfig
 
 import nbformat
 import numpy as np
@@ -74,6 +77,63 @@ def test_every_notebook_starts_with_the_same_first_code_cell():
     assert len(set(first.values())) == 1, first
 
 
+# The first cell run as in Colab: a Python without site processing, so the editable
+# install's .pth is never read, the virtual environment's packages added by hand.
+COLAB = """
+import importlib.util, sys, types
+sys.path.append({site!r})
+assert importlib.util.find_spec("helpers") is None, "helpers importable before"
+sys.modules["google.colab"] = types.ModuleType("google.colab")
+exec(compile({cell!r}, "first cell", "exec"))
+from helpers import data
+print(data.__file__, data.load_splits(fast=True).sizes())
+"""
+
+
+@needs_real_data
+@pytest.mark.skipif(
+    not (artifacts.PROJECT_ROOT / ".git").exists(), reason="not a git clone"
+)
+def test_first_cell_in_colab_clones_repo_url_and_helpers_imports_without_restart(
+    tmp_path,
+):
+    cell = next(c for c in read(NOTEBOOKS[0]).cells if c.cell_type == "code").source
+    content = tmp_path / "content"
+    content.mkdir()
+
+    def kernel(url: str) -> subprocess.CompletedProcess:
+        source = cell.replace('REPO_URL = ""', f"REPO_URL = {url!r}", 1)
+        site = sysconfig.get_paths()["purelib"]
+        script = COLAB.format(site=site, cell=source)
+        command = [sys.executable, "-S", "-c", script]  # from /content, as in Colab
+        return subprocess.run(
+            command, cwd=content, capture_output=True, text=True, check=False
+        )
+
+    unset = kernel("")
+    assert unset.returncode == 1
+    assert unset.stderr.strip() == (
+        "Set REPO_URL in this cell to your fork's URL and run it again."
+    )
+    done = kernel(str(artifacts.PROJECT_ROOT))  # a local clone stands for GitHub
+    assert done.returncode == 0, done.stderr
+    clone = content / "fashion-mnist-keras"
+    assert done.stdout.startswith(str(clone / "helpers" / "data.py")), done.stdout
+    assert "'train': 2000" in done.stdout or "2000" in done.stdout
+    assert (clone / "requirements-colab.txt").is_file()
+
+
+def test_colab_requirements_never_reinstall_what_colab_has():
+    lines = (artifacts.PROJECT_ROOT / "requirements-colab.txt").read_text()
+    names = [
+        line.split("~")[0].split(">")[0].split("=")[0]
+        for line in lines.splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert names
+    assert not {"tensorflow", "keras", "numpy"} & set(names)
+
+
 @pytest.mark.parametrize("name", MODEL_NOTEBOOKS)
 def test_model_notebook_shows_the_model_its_compile_fit_and_sklearn_scores(name):
     source = code(read(pipeline.NOTEBOOK_DIR / name))
@@ -110,6 +170,7 @@ def test_fast_run_writes_the_metrics_contract(fast_run, run):
     assert 0 < metrics["cpu_busy"] <= 1.05
     assert metrics["history"]["loss"][1] < metrics["history"]["loss"][0]  # it learns
     assert set(metrics["versions"]) >= {"python", "tensorflow", "keras", "numpy"}
+    assert {k: metrics[k] for k in ("device", "versions")} == artifacts.environment()
     probabilities = np.load(fast_run / "predictions" / f"{run}.npy")
     assert probabilities.shape == (500, 10)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1, atol=1e-4)
@@ -162,6 +223,36 @@ def test_every_run_exports_a_pdf_and_the_report_quotes_every_accuracy(fast_run):
     for run in MODEL_RUNS:
         accuracy = artifacts.read_json(fast_run / "metrics" / f"{run}.json")
         assert f"{accuracy['test_accuracy']:.2%}" in text, run
+    environment = artifacts.environment()
+    assert environment["device"] in text
+    assert f"| {environment['versions']['tensorflow']} " in text  # the "ran on" table
+
+
+TF_NOISE = re.compile(r"cuInit|NodeDef|cudart|absl|oneDNN|^[EWI]0000", re.M)
+
+
+@needs_real_data
+def test_console_has_a_start_and_an_end_line_per_notebook_and_no_tensorflow_noise(
+    fast_run,
+):
+    lines = (fast_run / "console.txt").read_text().splitlines()
+    assert not TF_NOISE.findall("\n".join(lines))
+    assert all(a != b for a, b in itertools.pairwise(lines))
+    n = len(pipeline.RUNS)
+    for k, run in enumerate(pipeline.RUNS, 1):
+        mine = [line for line in lines if line.startswith(f"[{k}/{n}] {run.name}: ")]
+        assert len(mine) == 2, mine
+        assert mine[0].endswith(f"started ({run.notebook})")
+        assert re.search(rf"done in \d+ s -> .*{run.name}\.pdf$", mine[1]), mine
+    assert len(lines) == 2 * n
+
+
+@needs_real_data
+@pytest.mark.parametrize("run", MODEL_RUNS)
+def test_keras_epoch_lines_go_to_the_runs_log(fast_run, run):
+    log = (fast_run / "logs" / f"{run}.log").read_text()
+    assert "Epoch 2/2" in log
+    assert re.search(r"\d+/\d+ - .* - loss: [\d.]+ .* val_loss", log)
 
 
 @needs_real_data
@@ -237,12 +328,17 @@ def test_a_cell_running_over_cell_timeout_fails_naming_notebook_and_cell(
     nb.cells = [
         nbformat.v4.new_code_cell(s) for s in ("x = 1", "import time; time.sleep(60)")
     ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nb.metadata["kernelspec"]["language"] = "python"
     nbformat.write(nb, tmp_path / "sleepy.ipynb")
     monkeypatch.setattr(pipeline, "NOTEBOOK_DIR", tmp_path)
     monkeypatch.setenv("CELL_TIMEOUT", "3")
+    run = pipeline.Run("nap", "sleepy.ipynb")
     with pytest.raises(SystemExit) as err:
-        pipeline.execute(pipeline.Run("nap", "sleepy.ipynb"), {}, tmp_path)
+        pipeline.run_one(run, "[1/1] nap", tmp_path, tmp_path, True, False, None)
     message = str(err.value)
-    assert "nap (sleepy.ipynb)" in message
-    assert "cell 1 ran over CELL_TIMEOUT=3 s" in message
+    assert message.startswith("[1/1] nap: failed after ")
+    assert "sleepy.ipynb, cell 2 ran over CELL_TIMEOUT=3 s" in message  # 1: injected
     assert "time.sleep(60)" in message
+    assert "\n" not in message
+    assert str(tmp_path / "logs" / "nap.log") in message

@@ -408,6 +408,17 @@ def test_cli_prints_one_line_per_image_and_reports_bad_ones(model_file, tmp_path
     ]
 
 
+def test_cli_on_the_shipped_samples_prints_only_their_results(model_file, tmp_path):
+    samples = sorted((PROJECT_ROOT / "samples").glob("*.png"))
+    assert len(samples) >= 3
+    done = run_cli(tmp_path, *samples, "--model", model_file)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # no TensorFlow start-up line, no warning
+    assert [line.split(": ")[0] for line in done.stdout.splitlines()] == [
+        str(sample) for sample in samples
+    ]
+
+
 def test_cli_json_output_parses(model_file, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     save(tmp_path / "shirt.png", shirt_on(255, 0))
