@@ -18,18 +18,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-CLASS_NAMES: tuple[str, ...] = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
+_NAMES = "T-shirt/top|Trouser|Pullover|Dress|Coat|Sandal|Shirt|Sneaker|Bag|Ankle boot"
+CLASS_NAMES: tuple[str, ...] = tuple(_NAMES.split("|"))  # in label order 0-9
 NUM_CLASSES = len(CLASS_NAMES)
 # Training-set pixel mean and standard deviation on the [0, 1] scale, as the
 # literature quotes them (01_eda measures them again).
@@ -145,15 +135,9 @@ def _read_decompressed(path: Path) -> bytes:
 
 
 def read_idx(path: str | os.PathLike, spec: IdxSpec) -> np.ndarray:
-    """Read one IDX file (plain or gzip), checked against ``spec``.
-
-    Returns:
-        A uint8 array of shape ``spec.shape``.
-
-    Raises:
-        DatasetError: the file is damaged, truncated, not this IDX file (magic number
-            and dimensions), or its SHA-256 differs.
-    """
+    """Return one IDX file (plain or gzip) as uint8 of ``spec.shape``; raise
+    DatasetError if it is damaged, truncated, not this IDX file (magic number and
+    dimensions) or its SHA-256 differs."""
     path = Path(path)
     where, fix = f"{path.name} in {path.parent}", _fix_hint(path.parent)
     data = _read_decompressed(path)
@@ -210,18 +194,11 @@ def _download_with_keras() -> tuple[np.ndarray, ...]:
 def load_fashion_mnist(
     data_dir: str | os.PathLike | None = None,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Load Fashion-MNIST, verified, from the first folder of :func:`candidate_dirs`
-    that holds any of the four files (``.gz`` or plain); download through Keras only
-    when none does.
-
-    Returns:
-        ``(x_train, y_train), (x_test, y_test)``: uint8 arrays (60000, 28, 28),
-        (60000,), (10000, 28, 28) and (10000,), as Keras' own loader returns them.
-
-    Raises:
-        DatasetError: a file is missing, damaged or altered, or ``data_dir`` or
-            ``$FASHION_MNIST_DIR`` is not a folder.
-    """
+    """Return ``(x_train, y_train), (x_test, y_test)`` as Keras' own loader does
+    (uint8), verified, from the first folder of :func:`candidate_dirs` holding any
+    of the four files (``.gz`` or plain); download through Keras only when none
+    does. Raises DatasetError for a missing, damaged or altered file, or a
+    ``data_dir`` or ``$FASHION_MNIST_DIR`` that is not a folder."""
     for folder, explicit in candidate_dirs(data_dir):
         if explicit and not folder.is_dir():
             raise DatasetError(
@@ -260,21 +237,10 @@ class Splits:
 def split_indices(
     y: np.ndarray, val_size: int, seed: int | None = 42, stratify: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Choose which training images become the validation set.
-
-    Args:
-        y: Labels of the full training set, shape (n,).
-        val_size: Number of validation images.
-        seed: Random seed; with ``stratify=False`` and ``seed=None`` the validation
-            set is the last ``val_size`` images (the common Keras recipe).
-        stratify: Keep the class proportions in both parts.
-
-    Returns:
-        Sorted ``(train_idx, val_idx)`` int64 index arrays, disjoint, covering ``y``.
-
-    Raises:
-        ValueError: ``val_size`` is not an int in the allowed range.
-    """
+    """Return sorted, disjoint ``(train_idx, val_idx)`` covering the labels ``y``:
+    ``val_size`` validation images, stratified by class unless ``stratify`` is off
+    (then ``seed=None`` takes the last ``val_size``, the common Keras recipe).
+    Raises ValueError when ``val_size`` is not an int in the allowed range."""
     low = NUM_CLASSES if stratify else 1
     high = len(y) - low
     if isinstance(val_size, bool) or not isinstance(val_size, (int, np.integer)):

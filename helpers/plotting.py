@@ -110,11 +110,7 @@ def plot_class_heatmap(
     """
     ax = _axes(ax, (7.0, 5.8))
     labels = CLASS_NAMES if not isinstance(matrix, pd.DataFrame) else "auto"
-    kws = {
-        "cmap": "viridis",
-        "xticklabels": labels,
-        "yticklabels": labels,
-    } | heatmap_kws
+    kws = dict(cmap="viridis", xticklabels=labels, yticklabels=labels) | heatmap_kws
     sns.heatmap(matrix, ax=ax, annot=True, fmt=fmt, annot_kws={"fontsize": 7}, **kws)
     ax.tick_params(axis="both", labelsize=8)
     plt.setp(ax.get_xticklabels(), rotation=40, ha="right", rotation_mode="anchor")
@@ -135,14 +131,8 @@ def plot_confusion_matrix(cm: np.ndarray, title: str, ax: Axes | None = None) ->
 def plot_misclassified(
     x: np.ndarray, y_true: np.ndarray, probabilities: np.ndarray, n: int = 15
 ) -> Figure:
-    """Show the ``n`` most confident mistakes, each titled true vs predicted.
-
-    Args:
-        x: uint8 images (m, 28, 28[, 1]).
-        y_true: int labels (m,).
-        probabilities: float class probabilities (m, 10).
-        n: Most images shown, five per row.
-    """
+    """Show the ``n`` most confident mistakes, five per row, titled true vs
+    predicted: ``x`` uint8 (m, 28, 28[, 1]), ``probabilities`` (m, 10)."""
     y_pred = probabilities.argmax(axis=1)
     confidence = probabilities.max(axis=1)
     wrong = np.flatnonzero(y_pred != y_true)
@@ -160,30 +150,18 @@ def plot_misclassified(
 
 
 def plot_learning_curves(histories: Mapping[str, pd.DataFrame]) -> Figure:
-    """Draw loss and accuracy per epoch: training solid, validation dashed.
-
-    Args:
-        histories: Run name -> per-epoch log with columns ``loss``, ``accuracy``,
-            ``val_loss``, ``val_accuracy`` and an ``epoch`` index counted from 0
-            (the training log, ``CSVLogger``'s format). One colour per run.
-    """
+    """Draw loss and accuracy per epoch, training solid, validation dashed, one
+    colour per run. ``histories``: run -> ``CSVLogger``-style log (``loss``,
+    ``accuracy``, ``val_loss``, ``val_accuracy``; ``epoch`` index from 0)."""
     fig, axes = plt.subplots(
         1, 2, figsize=(PAGE_WIDTH * 1.4, 3.8), layout="constrained"
     )
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
         for run, log in histories.items():
             epochs = np.asarray(log.index) + 1
-            for key, style, split in (
-                (metric, "-", "train"),
-                (f"val_{metric}", "--", "val"),
-            ):
-                ax.plot(
-                    epochs,
-                    log[key],
-                    style,
-                    color=run_color(run),
-                    label=f"{run} {split}",
-                )
+            for key, style in ((metric, "-"), (f"val_{metric}", "--")):
+                label = f"{run} {'val' if style == '--' else 'train'}"
+                ax.plot(epochs, log[key], style, color=run_color(run), label=label)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(title=f"{metric} per epoch", xlabel="epoch", ylabel=metric)
     axes[1].legend(fontsize=7, ncols=2 if len(histories) > 2 else 1)
@@ -197,15 +175,8 @@ def plot_grad_cam(
     correct: Sequence[bool],
     n_cols: int = 6,
 ) -> Figure:
-    """Show images with their Grad-CAM heat maps laid over them, page-wide.
-
-    Args:
-        images: uint8 images (28, 28[, 1]).
-        heatmaps: float maps in [0, 1] of any size (resized to 28×28 when drawn).
-        titles: One per panel; green when ``correct``, red otherwise.
-        correct: Whether each prediction was right.
-        n_cols: Panels per row.
-    """
+    """Show uint8 images (28, 28[, 1]) with their Grad-CAM heat maps (floats in
+    [0, 1], any size) laid over them, page-wide; titles green when ``correct``."""
     n_rows = math.ceil(len(images) / n_cols)
     fig, axes = image_grid(n_rows, n_cols, cell=PAGE_WIDTH / n_cols)
     for ax, image, heat, title, right in zip(
