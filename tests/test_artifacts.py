@@ -153,3 +153,25 @@ def test_saved_run_is_read_back_with_its_predictions_and_checkpoints_dropped(
     assert list(runs["ann-x"]["history"].columns)[:2] == ["accuracy", "cpu_seconds"]
     reloaded = keras.saving.load_model(tmp_path / "models" / "ann-x.keras")
     assert reloaded.count_params() == model.count_params()
+
+
+def test_setup_line_names_versions_and_device_and_warns_on_other_pins(
+    tmp_path, monkeypatch, capsys
+):
+    environment = artifacts.environment()
+    tf_version = environment["versions"]["tensorflow"]
+    major_minor = ".".join(tf_version.split(".")[:2])
+    (tmp_path / "requirements.txt").write_text(
+        f"tensorflow~={major_minor}.0  # as pinned\nkeras~=2.99\nnumpy~=1.0\n"
+    )
+    monkeypatch.setattr(artifacts, "PROJECT_ROOT", tmp_path)
+    artifacts.show_environment()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"Python {environment['versions']['python']} | ")
+    assert f"TensorFlow {tf_version}" in lines[0]
+    assert lines[0].endswith(f" | {environment['device']}")
+    keras_version = environment["versions"]["keras"]
+    assert lines[1:] == [  # one line, for Keras only: TensorFlow matches its pin
+        f"Warning: keras {keras_version} is installed, requirements.txt pins 2.99.*: "
+        "results may differ from the recorded ones."
+    ]
