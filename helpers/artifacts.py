@@ -18,7 +18,6 @@ import re
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
@@ -26,6 +25,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 import pandas as pd
+
+from helpers import cost
 
 if TYPE_CHECKING:
     import keras
@@ -134,25 +135,6 @@ def stderr_to(path: str | os.PathLike) -> Iterator[TextIO]:
             os.close(saved)
 
 
-def epoch_timer() -> keras.callbacks.Callback:
-    """A callback adding ``seconds`` (wall) and ``cpu_seconds`` to each epoch's logs.
-
-    Put it before ``CSVLogger`` in the callback list, so the log records them.
-    """
-    import keras  # here, so that the pipeline can import this module without it
-
-    start = {}
-
-    def begin(epoch, logs):
-        start.update(wall=time.perf_counter(), cpu=time.process_time())
-
-    def end(epoch, logs):
-        logs["seconds"] = time.perf_counter() - start["wall"]
-        logs["cpu_seconds"] = time.process_time() - start["cpu"]
-
-    return keras.callbacks.LambdaCallback(on_epoch_begin=begin, on_epoch_end=end)
-
-
 class TrainingFolder:
     """The files that let a run's training survive ``kill -9``: ``checkpoints/<run>/``.
 
@@ -164,7 +146,8 @@ class TrainingFolder:
     Args:
         output_dir: The run's output folder.
         run: Run name, e.g. ``"cnn-baseline"``.
-        settings: JSON-serialisable training settings (epochs, batch size, ...).
+        settings: JSON-serialisable training settings (epochs, batch size, ...),
+            with ``train_images``, the images of one epoch (for ``train_flops``).
         model: The compiled model about to be fit.
     """
 
@@ -172,6 +155,7 @@ class TrainingFolder:
         self.folder = Path(output_dir) / "checkpoints" / run
         self.backup_dir = self.folder / "backup"
         self.log_path = self.folder / "log.csv"
+        self.train_images = int(settings["train_images"])
         layers = [{**layer.get_config(), "name": None} for layer in model.layers]
         optimizer = {**model.optimizer.get_config(), "name": None}
         design = json.dumps([layers, optimizer], default=repr)
@@ -228,7 +212,9 @@ def save_run(
     probabilities (n, 10) as float32) and ``metrics/<run>.json``, each atomically and
     the metrics last (they mark a complete run); then remove the training folder.
 
-    The metrics hold ``run``, ``params``, ``test_accuracy``, ``macro_f1`` and
+    The metrics hold ``run``, ``params``, ``forward_macs`` and ``train_flops`` (see
+    :mod:`helpers.cost`; images seen = ``train_images`` x epochs run),
+    ``test_accuracy``, ``macro_f1`` and
     ``per_class`` (from ``report``, scikit-learn's ``classification_report(...,
     output_dict=True)``), ``metrics`` (settings and scores), the training summary
     and :func:`environment`. Returns them.
@@ -239,14 +225,18 @@ def save_run(
         model.save(tmp)
     with atomic_path(output_dir / "predictions" / f"{run}.npy") as tmp:
         np.save(tmp, probabilities.astype(np.float32), allow_pickle=False)
+    summary, macs = training.summary(), cost.forward_macs(model)
+    seen = training.train_images * summary["epochs_run"]
     record = {
         "run": run,
         "params": model.count_params(),
+        "forward_macs": macs,
+        "train_flops": cost.train_flops(macs, seen),
         "test_accuracy": report["accuracy"],
         "macro_f1": report["macro avg"]["f1-score"],
         "per_class": {k: v for k, v in report.items() if isinstance(v, dict)},
         **metrics,
-        **training.summary(),
+        **summary,
         **environment(),
     }
     write_json(output_dir / "metrics" / f"{run}.json", record)

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import artifacts
+from helpers import artifacts, cost
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
@@ -58,9 +58,10 @@ def fit(folder, settings, epochs, *extra, units=3):
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(units, "softmax")])
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    settings = {"train_images": 64, **settings}
     training = artifacts.TrainingFolder(folder, "run", settings, model)
     callbacks = [
-        artifacts.epoch_timer(),
+        cost.epoch_timer(),
         keras.callbacks.CSVLogger(training.log_path, append=True),
         keras.callbacks.BackupAndRestore(
             training.backup_dir, double_checkpoint=True, delete_checkpoint=False
@@ -114,6 +115,7 @@ def test_changed_settings_or_model_start_training_over(tmp_path, settings, units
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(units, "softmax")])
     model.compile("adam", "sparse_categorical_crossentropy")
+    settings = {"train_images": 64, **settings}
     again = artifacts.TrainingFolder(tmp_path, "run", settings, model)
     assert again.resumed_from_epoch is None
     assert again.read_log().empty
@@ -143,6 +145,8 @@ def test_saved_run_is_read_back_with_its_predictions_and_checkpoints_dropped(
     )
     assert not training.folder.exists()
     assert metrics["test_accuracy"] == 0.8
+    assert metrics["forward_macs"] == 4 * 3  # one Dense layer, 4 inputs, 3 outputs
+    assert metrics["train_flops"] == 2 * 3 * 12 * 64 * 2  # 64 images, 2 epochs
     assert metrics["per_class"] == {
         "macro avg": {"f1-score": 0.7},
         "Bag": {"f1-score": 1},
