@@ -10,6 +10,7 @@ Layout of an output folder (``artifacts/``; the fast mode uses ``artifacts-fast/
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -18,6 +19,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
@@ -39,28 +41,100 @@ def default_output_dir(fast: bool = False) -> Path:
     return PROJECT_ROOT / ("artifacts-fast" if fast else "artifacts")
 
 
+class OutputFolderError(RuntimeError):
+    """An output folder cannot be written (full, read-only) or another run holds it."""
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` on success.
 
-    If the block raises (or the process dies), ``path`` keeps its old content. The
-    file gets the usual mode (0666 less the umask), not ``mkstemp``'s 0600.
+    If the block raises (or the process dies), ``path`` keeps its old content and no
+    temporary file is left. A full or read-only folder raises OutputFolderError
+    naming the folder. The file gets the usual mode (0666 less the umask), not
+    ``mkstemp``'s 0600.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
-    )
-    os.close(fd)
-    tmp = Path(name)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(
+            prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
+        )
+        os.close(fd)
+        tmp = Path(name)
         yield tmp
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o666 & ~umask)
         os.replace(tmp, path)
+    except OSError as err:
+        reason = err.strerror or " ".join(str(err).split())
+        raise OutputFolderError(
+            f"Cannot write {path.name} in {path.parent}: {reason}. Free space there "
+            "or choose another output folder (output_dir, --output-dir)."
+        ) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+LOCK_FILE = ".lock"  # in an output folder: held by the run writing there
+RUNNER_ENV = "FASHION_MNIST_RUNNER"  # the pid of that run; its kernels inherit it
+
+
+@contextlib.contextmanager
+def hold_output_dir(folder: str | os.PathLike, command: str) -> Iterator[None]:
+    """Hold ``folder``'s lock while the block runs; the notebook kernels it starts
+    may write there, nothing else may. The lock (``fcntl.flock``) goes with the
+    process, even after ``kill -9``. Raises OutputFolderError naming the holder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_FILE, "a+") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputFolderError(_in_use(folder, file)) from None
+        file.truncate(0)
+        started = time.strftime("%H:%M:%S")
+        file.write(json.dumps(dict(pid=os.getpid(), command=command, started=started)))
+        file.flush()
+        os.environ[RUNNER_ENV] = str(os.getpid())
+        try:
+            yield
+        finally:
+            del os.environ[RUNNER_ENV]
+
+
+def check_not_in_use(folder: str | os.PathLike) -> None:
+    """Raise OutputFolderError if a run other than this process's own runner holds
+    ``folder`` (see :func:`hold_output_dir`)."""
+    path = Path(folder) / LOCK_FILE
+    if not path.is_file():
+        return
+    with open(path) as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)  # released on close
+        except BlockingIOError:
+            if str(_holder(file).get("pid")) != os.environ.get(RUNNER_ENV):
+                raise OutputFolderError(_in_use(Path(folder), file)) from None
+
+
+def _holder(file: TextIO) -> dict[str, Any]:
+    file.seek(0)
+    try:
+        return json.loads(file.read())
+    except ValueError:  # being written this instant
+        return {}
+
+
+def _in_use(folder: Path, file: TextIO) -> str:
+    holder = _holder(file)
+    return (
+        f"{folder} is in use by another run: `{holder.get('command', '?')}` (pid "
+        f"{holder.get('pid', '?')}, started {holder.get('started', '?')}). Wait for "
+        "it to finish, or write elsewhere (output_dir, --output-dir)."
+    )
 
 
 def _to_builtin(value: Any) -> Any:

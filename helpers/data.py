@@ -101,17 +101,18 @@ def keras_cache_dir() -> Path:
 
 def candidate_dirs(
     data_dir: str | os.PathLike | None = None,
-) -> list[tuple[Path, bool]]:
-    """Return ``(folder, explicit)`` pairs in search order: ``data_dir``,
-    ``$FASHION_MNIST_DIR``, the Keras cache, the Debian package's folder. An
-    explicit folder must hold the files."""
-    dirs: list[tuple[Path, bool]] = []
+) -> list[tuple[Path, str | None]]:
+    """Return ``(folder, given_by)`` pairs in search order: ``data_dir``,
+    ``$FASHION_MNIST_DIR``, the Keras cache, the Debian package's folder.
+    ``given_by`` names the argument or variable that chose an explicit folder,
+    which must hold the files; it is None for the default places."""
+    dirs: list[tuple[Path, str | None]] = []
     if data_dir is not None:
-        dirs.append((Path(data_dir).expanduser(), True))
+        dirs.append((Path(data_dir).expanduser(), "data_dir"))
     if os.environ.get(ENV_VAR):
-        dirs.append((Path(os.environ[ENV_VAR]).expanduser(), True))
-    dirs.append((keras_cache_dir(), False))
-    dirs.append((SYSTEM_DATA_DIR, False))
+        dirs.append((Path(os.environ[ENV_VAR]).expanduser(), ENV_VAR))
+    dirs.append((keras_cache_dir(), None))
+    dirs.append((SYSTEM_DATA_DIR, None))
     return dirs
 
 
@@ -163,12 +164,13 @@ def read_idx(path: str | os.PathLike, spec: IdxSpec) -> np.ndarray:
 
 def _load_folder(folder: Path) -> tuple[np.ndarray, ...]:
     arrays = []
-    for spec in FASHION_MNIST_FILES:
-        path = find_idx_file(folder, spec)
+    found = [find_idx_file(folder, spec) for spec in FASHION_MNIST_FILES]
+    for spec, path in zip(FASHION_MNIST_FILES, found, strict=True):
         if path is None:
+            holds = "other Fashion-MNIST files" if any(found) else "none of the four"
             raise DatasetError(
-                f"{spec.name}(.gz) is missing from {folder}, which holds other "
-                "Fashion-MNIST files. " + _fix_hint(folder)
+                f"{spec.name}(.gz) is missing from {folder}, which holds {holds}. "
+                + _fix_hint(folder)
             )
         arrays.append(read_idx(path, spec))
     return tuple(arrays)
@@ -199,14 +201,22 @@ def load_fashion_mnist(
     of the four files (``.gz`` or plain); download through Keras only when none
     does. Raises DatasetError for a missing, damaged or altered file, or a
     ``data_dir`` or ``$FASHION_MNIST_DIR`` that is not a folder."""
-    for folder, explicit in candidate_dirs(data_dir):
-        if explicit and not folder.is_dir():
+    if data_dir is not None and (
+        not isinstance(data_dir, str | os.PathLike) or not str(data_dir).strip()
+    ):
+        raise DatasetError(
+            f"data_dir={data_dir!r} is not a folder path. Fix: pass None or the path "
+            "of a folder holding the four IDX files."
+        )
+    for folder, given_by in candidate_dirs(data_dir):
+        if given_by and not folder.is_dir():
+            what = "is a file, not a folder" if folder.exists() else "does not exist"
             raise DatasetError(
-                f"Fashion-MNIST folder {folder} does not exist. Fix: pass a folder "
-                f"holding the four IDX files, unset {ENV_VAR}, or `{APT_HINT}`."
+                f"Fashion-MNIST folder {folder} ({given_by}) {what}. Fix: pass a "
+                f"folder holding the four IDX files, unset {ENV_VAR}, or `{APT_HINT}`."
             )
         found = any(find_idx_file(folder, s) for s in FASHION_MNIST_FILES)
-        if found or explicit:
+        if found or given_by:
             x_train, y_train, x_test, y_test = _load_folder(folder)
             return (x_train, y_train), (x_test, y_test)
     x_train, y_train, x_test, y_test = _download_with_keras()
@@ -234,6 +244,19 @@ class Splits:
         return Splits(*(a[:n] for a, n in zip(vars(self).values(), sizes, strict=True)))
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _check_val_size(val_size: object, n: int, stratify: bool) -> None:
+    low = NUM_CLASSES if stratify else 1
+    if not (_is_int(val_size) and low <= val_size <= n - low):
+        raise ValueError(
+            f"val_size={val_size!r} is not allowed: use a whole number from {low} to "
+            f"{n - low:,} ({n:,} training images)."
+        )
+
+
 def split_indices(
     y: np.ndarray, val_size: int, seed: int | None = 42, stratify: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -241,16 +264,7 @@ def split_indices(
     ``val_size`` validation images, stratified by class unless ``stratify`` is off
     (then ``seed=None`` takes the last ``val_size``, the common Keras recipe).
     Raises ValueError when ``val_size`` is not an int in the allowed range."""
-    low = NUM_CLASSES if stratify else 1
-    high = len(y) - low
-    if isinstance(val_size, bool) or not isinstance(val_size, (int, np.integer)):
-        raise ValueError(
-            f"val_size must be an int in [{low}, {high}], got {val_size!r}"
-        )
-    if not low <= val_size <= high:
-        raise ValueError(
-            f"val_size={val_size} is outside [{low}, {high}] for {len(y)} images."
-        )
+    _check_val_size(val_size, len(y), stratify)
     indices = np.arange(len(y))
     if not stratify and seed is None:
         return indices[: len(y) - val_size], indices[len(y) - val_size :]
@@ -276,10 +290,43 @@ def load_splits(
     ``data_dir`` goes to :func:`load_fashion_mnist`; the same ``seed`` gives the
     same split; ``fast`` keeps the first :data:`FAST_SIZES` images of each split
     (CI); ``stratify`` keeps the class balance. Returns a frozen :class:`Splits`.
+    Bad arguments raise ValueError, before any file is read.
     """
+    for name, value in (("fast", fast), ("stratify", stratify)):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name}={value!r} is not allowed: use True or False.")
+    if seed is not None and not (_is_int(seed) and 0 <= seed < 2**32):
+        raise ValueError(
+            f"seed={seed!r} is not allowed: use None or a whole number from 0 to "
+            f"{2**32 - 1:,}."
+        )
+    _check_val_size(val_size, FASHION_MNIST_FILES[1].shape[0], stratify)
     (x_train, y_train), (x_test, y_test) = load_fashion_mnist(data_dir)
     train_idx, val_idx = split_indices(y_train, val_size, seed=seed, stratify=stratify)
     x_val, y_val = x_train[val_idx], y_train[val_idx]
     x_train, y_train = x_train[train_idx], y_train[train_idx]
     splits = Splits(x_train, y_train, x_val, y_val, x_test, y_test)
     return splits.subset(*FAST_SIZES) if fast else splits
+
+
+def to_dataset(
+    x: np.ndarray, y: np.ndarray, batch_size: int, shuffle_seed: int | None = None
+):
+    """Return a ``tf.data.Dataset`` of ``(images, labels)`` batches for ``fit``.
+
+    ``x``: uint8 (n, 28, 28, 1); ``y``: labels (n,) or one-hot (n, 10). With
+    ``shuffle_seed`` the order is reshuffled every epoch, the same for the same
+    seed. The pipeline is ``from_tensor_slices``, ``shuffle``, ``batch`` and a fixed
+    ``prefetch``, with tf.data's autotuning off: with NumPy arrays given to ``fit``,
+    Keras builds a pipeline whose autotuning thread, in TensorFlow 2.21, held up the
+    start of each epoch for up to a minute with the CPU idle (caught with py-spy
+    and gdb: the old iterator's destructor waits for ``Model::OptimizeLoop``).
+    """
+    import tensorflow as tf  # here: the loader itself needs no TensorFlow
+
+    dataset = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(x), seed=shuffle_seed)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.batch(batch_size).prefetch(2).with_options(options)

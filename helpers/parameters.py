@@ -4,18 +4,43 @@ with one line naming the parameter, the value given and what is allowed."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from helpers.artifacts import default_output_dir
+from helpers import artifacts, data
 
 FAST_EPOCHS = 2  # the fast mode trains two epochs: enough to see the loss fall
+MIN_FREE_MB = 100  # a full run writes about 30 MB (models, figures, PDFs)
 
 
-def _fail(name: str, value: Any, allowed: str) -> ValueError:
-    return ValueError(f"Parameter {name}={value!r} is not allowed: {allowed}.")
+class ParameterError(ValueError):
+    """A notebook parameter or a command-line option has a value that is not allowed."""
+
+
+def _fail(name: str, value: Any, allowed: str) -> ParameterError:
+    return ParameterError(f"Parameter {name}={value!r} is not allowed: {allowed}.")
+
+
+def show_input_errors_in_one_line() -> None:
+    """In IPython (a notebook), show a bad input as one line instead of a traceback:
+    ``ParameterError``, ``data.DatasetError`` and ``artifacts.OutputFolderError``
+    say all there is to say. Other errors keep their tracebacks."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        return
+
+    def one_line(shell, etype, value, tb, tb_offset=None):
+        line = [f"{etype.__name__}: {value}"]
+        shell._showtraceback(etype, value, line)  # ipykernel sends it as the error
+        return line
+
+    errors = (ParameterError, data.DatasetError, artifacts.OutputFolderError)
+    shell.set_custom_exc(errors, one_line)
 
 
 def check_int(name: str, value: Any, low: int, high: int) -> int:
@@ -70,19 +95,22 @@ def check_folder(name: str, value: Any) -> Path | None:
 
 
 def check_output_dir(value: Any, fast: bool) -> Path:
-    """Return the output folder, created and checked writable.
+    """Return the output folder, created and checked: writable, with room for a
+    run's files, and not in use by another run (:func:`artifacts.check_not_in_use`).
 
     None means ``<project>/artifacts`` (``artifacts-fast`` in fast mode, so a fast
     run is never taken for a full one).
     """
     if value is None:
-        path = default_output_dir(fast)
+        path = artifacts.default_output_dir(fast)
     elif isinstance(value, str | os.PathLike) and str(value).strip():
         path = Path(value).expanduser().resolve()
     else:
         raise _fail("output_dir", value, "use None or a folder path")
-    if fast and path == default_output_dir(False):
+    if fast and path == artifacts.default_output_dir(False):
         raise _fail("output_dir", value, "a fast run never writes to artifacts/")
+    if path.exists() and not path.is_dir():
+        raise _fail("output_dir", value, "it is a file; use None or a folder path")
     try:
         path.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=path).close()
@@ -90,6 +118,11 @@ def check_output_dir(value: Any, fast: bool) -> Path:
         raise _fail(
             "output_dir", str(value), f"cannot write there ({err.strerror})"
         ) from None
+    free_mb = shutil.disk_usage(path).free / 2**20
+    if free_mb < MIN_FREE_MB:
+        room = f"only {free_mb:.0f} MB free there; a run needs {MIN_FREE_MB} MB"
+        raise _fail("output_dir", str(value), room)
+    artifacts.check_not_in_use(path)
     return path
 
 

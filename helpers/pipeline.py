@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -219,7 +220,8 @@ def run_all(
     ]
     if fast:
         spawn = multiprocessing.get_context("spawn")  # papermill changes the cwd
-        with ProcessPoolExecutor(max_workers=2, mp_context=spawn) as pool:
+        watch = dict(initializer=_exit_with_parent, initargs=(os.getpid(),))
+        with ProcessPoolExecutor(max_workers=2, mp_context=spawn, **watch) as pool:
             futures = [
                 pool.submit(run_one, *job, data_dir)
                 for job in jobs
@@ -230,6 +232,18 @@ def run_all(
         jobs = [job for job in jobs if job[0].summary]
     for job in jobs:
         run_one(*job, data_dir)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In a pool worker: exit once the runner that started it is gone (``kill -9``),
+    so that its notebook kernel, which watches its own parent, stops too."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def results_table(output_dir: Path) -> str:
@@ -273,24 +287,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.list:
         print("\n".join(f"{r.name:14} notebooks/{r.notebook}" for r in RUNS))
         return 0
-    try:  # the notebooks' own check: writable, and never artifacts/ in fast mode
-        output_dir = parameters.check_output_dir(args.output_dir, args.fast)
-    except ValueError as err:
-        parser.error(str(err))
-    reports_dir = args.reports_dir or (
-        output_dir / "reports" if args.fast else artifacts.PROJECT_ROOT / "reports"
-    )
-    if args.update_readme:
-        update_readme(output_dir)
-        return 0
     unknown = set(args.only or ()) - {run.name for run in RUNS}
     if unknown:
         known = ", ".join(run.name for run in RUNS)
-        parser.error(f"unknown run(s) {', '.join(sorted(unknown))}; known: {known}")
+        message = f"unknown run(s) {', '.join(sorted(unknown))}; known: {known}"
+        parser.exit(2, f"error: {message}\n")
     runs = [run for run in RUNS if not args.only or run.name in args.only]
-    run_all(
-        runs, output_dir, reports_dir.resolve(), args.fast, args.force, args.data_dir
-    )
+    given = sys.argv[1:] if argv is None else argv
+    command = " ".join(["python -m helpers.pipeline", *map(str, given)])
+    try:  # the notebooks' own checks, before any of them starts
+        parameters.check_folder("data_dir", args.data_dir)
+        output_dir = parameters.check_output_dir(args.output_dir, args.fast)
+        reports_dir = args.reports_dir or (
+            output_dir / "reports" if args.fast else artifacts.PROJECT_ROOT / "reports"
+        )
+        with artifacts.hold_output_dir(output_dir, command):
+            if args.update_readme:
+                update_readme(output_dir)
+                return 0
+            options = (args.fast, args.force, args.data_dir)
+            run_all(runs, output_dir, reports_dir.resolve(), *options)
+    except (ValueError, artifacts.OutputFolderError) as err:
+        parser.exit(2, f"error: {err}\n")
     return 0
 
 

@@ -73,6 +73,7 @@ def preprocess_image(path: str | os.PathLike) -> np.ndarray:
     except Exception as err:  # Pillow's decoders raise many types on bad data
         reason = {
             FileNotFoundError: "file not found",
+            IsADirectoryError: "a folder, not an image file",
             UnidentifiedImageError: "not an image (Pillow cannot identify it)",
         }.get(type(err), f"cannot read the image ({' '.join(str(err).split())})")
         raise ImageInputError(f"{path}: {reason}") from None
@@ -93,6 +94,10 @@ def find_model(output_dir: str | os.PathLike | None = None) -> Path:
     ``metrics/*.json`` run with the best ``test_accuracy`` among full (``fast``
     false) runs named ``cnn*`` that saved a model; else raise ModelLoadError."""
     folder = Path(output_dir or default_output_dir())
+    fix = "run `make run` or pass --model PATH"
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise ModelLoadError(f"no CNN of a full run: {folder} {what}; {fix}")
     best, best_accuracy = None, -1.0
     for metrics_file in sorted((folder / "metrics").glob("*.json")):
         try:
@@ -106,8 +111,7 @@ def find_model(output_dir: str | os.PathLike | None = None) -> Path:
             best, best_accuracy = model_file, accuracy
     if best is None:
         raise ModelLoadError(
-            f"no CNN of a full run in {folder} (metrics/*.json, models/*.keras): "
-            "run `make run` or pass --model PATH"
+            f"no CNN of a full run in {folder} (metrics/*.json, models/*.keras): {fix}"
         )
     return best
 
@@ -115,13 +119,21 @@ def find_model(output_dir: str | os.PathLike | None = None) -> Path:
 def load_model(path: str | os.PathLike) -> keras.Model:
     """Load a ``.keras`` model with Keras safe mode on (no Python code is run).
 
-    Raises ModelLoadError naming the file if it is missing, not ``.keras``, refused
-    by safe mode (e.g. a Lambda layer), or not 28x28(x1) pixels in, 10 classes out.
+    Raises ModelLoadError naming the file if it is missing, a legacy ``.h5``, not
+    ``.keras``, refused by safe mode (e.g. a Lambda layer), or not 28x28(x1) pixels
+    in, 10 classes out.
     """
     path = Path(path)
-    if not path.is_file() or path.suffix != ".keras":
-        problem = "not a .keras file" if path.is_file() else "model file not found"
-        raise ModelLoadError(f"{path}: {problem}")
+    if not path.is_file():
+        what = "a folder, not a model file" if path.is_dir() else "model file not found"
+        raise ModelLoadError(f"{path}: {what}")
+    if path.suffix in (".h5", ".hdf5"):
+        raise ModelLoadError(
+            f"{path}: a legacy HDF5 model; only .keras files are loaded (in Keras, "
+            "load it with keras.saving.load_model and save it as .keras)"
+        )
+    if path.suffix != ".keras":
+        raise ModelLoadError(f"{path}: not a .keras file")
     import keras
 
     try:
@@ -171,6 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--top-k", type=int, choices=range(1, 11), default=3)
     parser.add_argument("--json", action="store_true", help="print a JSON list")
     parser.add_argument("--output-dir", metavar="DIR", help="artifacts to search")
+
+    def refuse(message: str):  # one line, instead of argparse's usage and exit
+        raise argparse.ArgumentError(None, message)
+
+    parser.error = refuse
     try:
         args = parser.parse_args(argv)
         with stderr_to(os.devnull):  # TensorFlow's start-up lines: nothing but results

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,21 @@ needs_real_data = pytest.mark.skipif(
     reason=f"Fashion-MNIST not installed in {REAL_DATA_DIR} (apt-get install "
     "dataset-fashion-mnist)",
 )
+
+
+def run_python(*args, cwd, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run this Python with ``args`` from ``cwd`` as a user would (outside the
+    project, ``helpers`` importable); return what it printed and its exit code."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run(
+        [sys.executable, *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

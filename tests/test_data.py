@@ -93,14 +93,6 @@ def test_missing_file_names_the_file(tiny_dataset, tmp_path):
         data.load_fashion_mnist(folder)
 
 
-def test_explicit_folder_without_files_is_an_error(tiny_dataset, tmp_path):
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(data.DatasetError, match="missing"):
-        data.load_fashion_mnist(tmp_path / "empty")
-    with pytest.raises(data.DatasetError, match="does not exist"):
-        data.load_fashion_mnist(tmp_path / "nowhere")
-
-
 def test_search_order_argument_env_keras_cache_system(
     tiny_dataset, tmp_path, monkeypatch
 ):

@@ -28,7 +28,7 @@ from helpers import parameters
             "missing",
         ),
         (lambda v: parameters.check_folder("data_dir", v), __file__, "a file"),
-        (lambda v: parameters.check_output_dir(v, False), __file__, "cannot write"),
+        (lambda v: parameters.check_output_dir(v, False), __file__, "it is a file"),
     ],
 )
 def test_a_bad_value_is_refused_in_one_line_naming_it(check, value, named):

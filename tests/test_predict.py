@@ -11,13 +11,13 @@ import json
 import os
 import struct
 import subprocess
-import sys
 import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_python
 from PIL import Image
 
 from helpers import artifacts, predict
@@ -112,16 +112,7 @@ def model_file(tmp_path_factory) -> Path:
 
 def run_cli(cwd: Path, *args: str | os.PathLike) -> subprocess.CompletedProcess:
     """Run ``python -m helpers.predict`` from ``cwd``, outside the project."""
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "helpers.predict", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_python("-m", "helpers.predict", *args, cwd=cwd, timeout=120)
 
 
 # --- preprocessing ------------------------------------------------------------------
@@ -336,17 +327,6 @@ def test_lambda_layer_is_refused_by_safe_mode(tmp_path):
     assert "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize(
-    ("name", "reason"), [("gone.keras", "not found"), ("model.h5", "not a .keras")]
-)
-def test_load_model_refuses_missing_and_foreign_files(tmp_path, name, reason):
-    path = tmp_path / name
-    if name.endswith(".h5"):
-        path.write_bytes(b"\x89HDF\r\n\x1a\n")
-    with pytest.raises(ModelLoadError, match=reason):
-        predict.load_model(path)
-
-
 class SpyModel:
     """Stands in for a Keras model; records each ``predict`` batch."""
 
@@ -451,24 +431,3 @@ def test_cli_usage_and_model_errors_are_one_line(tmp_path, args, message):
     (line,) = done.stderr.splitlines()
     assert line.startswith("error: ")
     assert message in line
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["a.png", "--top-k", "11"], "argument --top-k: invalid choice: 11"),
-        (["a.png", "--top-k", "three"], "argument --top-k: invalid int value"),
-        (["a.png", "--model", "gone.keras"], "error: gone.keras: model file not found"),
-        (["a.png", "--model", "model.h5"], "error: model.h5: not a .keras file"),
-    ],
-)
-def test_main_refuses_bad_options_in_one_line(
-    tmp_path, capsys, monkeypatch, args, message
-):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "model.h5").write_bytes(b"")
-    assert predict.main(args) == 2
-    out, err = capsys.readouterr()
-    assert out == ""
-    assert err.count("\n") == 1
-    assert message in err
