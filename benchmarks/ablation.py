@@ -2,14 +2,15 @@
 
 Usage::
 
-    python -m benchmarks.ablation [--epochs N] [--fast]
+    python -m benchmarks.ablation [--epochs N] [--only CHANGE ...] [--fast]
 
 Runs ``notebooks/04_cnn_plus.ipynb`` through papermill once per row, each with one
 parameter changed, and stops every run before the notebook's test-split section
 (the cell tagged ``test-split``): the test images stay untouched. Each row records
-the validation accuracy, plain and averaged over 10 views, and the training time.
-Rows go to ``benchmarks/results/ablation.json`` (committed); the 04 notebook shows
-them.
+the validation accuracy, plain and averaged over 10 views, the training compute
+(``train_flops``), time and CPU share. Rows go to ``benchmarks/results/ablation.json``
+(committed), replacing earlier rows of the same change and epochs; the 04 notebook
+shows them.
 """
 
 from __future__ import annotations
@@ -31,11 +32,17 @@ ROWS = {
     "no label smoothing": {"label_smoothing": 0.0},
     "peak learning rate 1e-3": {"learning_rate": 1e-3},
     "batch 256": {"batch_size": 256},
+    "12 epochs": {"epochs": 12},
+    "12 epochs, peak learning rate 5e-3": {"epochs": 12, "learning_rate": 5e-3},
 }
 # Appended to the truncated notebook: what the row records.
-RECORD = """artifacts.write_json(row_file, dict(
-    val_accuracy=val_plain, val_accuracy_averaged=val_averaged,
-    epochs_run=len(log), train_seconds=float(log["seconds"].sum())))"""
+RECORD = """import os
+busy = log["cpu_seconds"].sum() / log["seconds"].sum() / os.cpu_count()
+artifacts.write_json(row_file, dict(
+    val_accuracy=val_plain, val_accuracy_averaged=val_averaged, epochs_run=len(log),
+    train_flops=cost.train_flops(cost.forward_macs(model), len(x_train) * len(log)),
+    train_seconds=float(log["seconds"].sum()),
+    cpu_busy=float(busy)))"""
 
 
 def validation_notebook() -> nbformat.NotebookNode:
@@ -51,14 +58,17 @@ def main() -> None:
     """Run every row; the results file is rewritten after each row."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--only", nargs="+", metavar="CHANGE", choices=list(ROWS))
     parser.add_argument("--fast", action="store_true", help="tiny data (a check)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
-    rows = []
+    rows = artifacts.read_json_if_exists(args.output) or []
     for change, parameters in ROWS.items():
+        if args.only and change not in args.only:
+            continue
         with tempfile.TemporaryDirectory() as folder:
             row_file = Path(folder) / "row.json"
             parameters = {"epochs": args.epochs, **parameters, "fast": args.fast}
@@ -74,6 +84,8 @@ def main() -> None:
                 cwd=pipeline.NOTEBOOK_DIR,
             )
             row = {"change": change, **parameters, **artifacts.read_json(row_file)}
+        same = (change, parameters["epochs"])
+        rows = [r for r in rows if (r["change"], r["epochs"]) != same]
         rows.append({**row, "commit": commit})
         print(rows[-1], flush=True)
         artifacts.write_json(args.output, rows)

@@ -249,14 +249,17 @@ def _exit_with_parent(parent: int) -> None:
 def results_table(output_dir: Path) -> str:
     """Return the README results table of every full run, as Markdown."""
     columns = dict(run="run", params="parameters", epochs_run="epochs")
-    columns |= dict(train_seconds="training (s)", test_accuracy="test accuracy")
-    columns |= dict(test_loss="test loss", macro_f1="macro F1")
+    columns |= dict(train_flops="training FLOPs", train_seconds="training (s)")
+    columns |= dict(test_accuracy="test accuracy", test_loss="test loss")
+    columns |= dict(macro_f1="macro F1")
     paths = sorted((output_dir / "metrics").glob("*.json"))
     runs = [artifacts.read_json(path) for path in paths]
     full = [run for run in runs if run.get("fast") is False]
     frame = pd.DataFrame(full, columns=list(columns))
     return frame.rename(columns=columns).to_markdown(
-        index=False, intfmt=",", floatfmt=("", "", "", ".0f", ".4f", ".4f", ".4f")
+        index=False,
+        intfmt=",",
+        floatfmt=("", "", "", ".2e", ".0f", ".4f", ".4f", ".4f"),
     )
 
 

@@ -288,6 +288,7 @@ def test_readme_results_table_is_rewritten_between_its_markers(tmp_path):
     runs = (("ann-baseline", 0.87, False), ("cnn-dropout", 0.55, True))
     for run, accuracy, fast in (*runs, ("cnn-plus", 0.93, False)):
         record = dict(run=run, params=1000, epochs_run=10, train_seconds=12.0)
+        record |= dict(train_flops=5.51e13)
         record |= dict(test_accuracy=accuracy, test_loss=0.3, macro_f1=accuracy)
         record |= dict(fast=fast)
         artifacts.write_json(tmp_path / "metrics" / f"{run}.json", record)
@@ -302,6 +303,7 @@ def test_readme_results_table_is_rewritten_between_its_markers(tmp_path):
     assert "cnn-plus" in text
     assert "0.9300" in text
     assert "0.8700" in text
+    assert "5.51e+13" in text
     assert "cnn-dropout" not in text  # a fast run is never in the results table
 
 
