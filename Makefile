@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LINT_PATHS := helpers tests notebooks benchmarks
 
-.PHONY: run fast benchmark ablation readme test lint format setup system-packages clean
+.PHONY: run fast benchmark ablation readme scripts test lint format setup system-packages clean
 
 run: setup
 	$(PY) -m helpers.pipeline
@@ -23,6 +23,9 @@ ablation: setup  ## what each ingredient of cnn-plus buys (validation only), ~1 
 
 readme: setup  ## rewrite the README results table from artifacts/metrics
 	$(PY) -m helpers.pipeline --update-readme
+
+scripts: setup  ## the notebooks as py:percent scripts in artifacts/scripts/, to review
+	$(PY) -m jupytext --quiet --to "../artifacts/scripts//py:percent" notebooks/*.ipynb
 
 test: setup lint
 	$(PY) -m pytest
