@@ -34,6 +34,7 @@ ROWS = {
     "batch 256": {"batch_size": 256},
     "12 epochs": {"epochs": 12},
     "12 epochs, peak learning rate 5e-3": {"epochs": 12, "learning_rate": 5e-3},
+    "28x28 stem, 11 epochs": {"stem": "full", "epochs": 11},
 }
 # Appended to the truncated notebook: what the row records.
 RECORD = """import os
