@@ -37,13 +37,11 @@ ROWS = {
     "28x28 stem, 11 epochs": {"stem": "full", "epochs": 11},
 }
 # Appended to the truncated notebook: what the row records.
-RECORD = """import os
-busy = log["cpu_seconds"].sum() / log["seconds"].sum() / os.cpu_count()
+RECORD = """summary = training.summary()
 artifacts.write_json(row_file, dict(
-    val_accuracy=val_plain, val_accuracy_averaged=val_averaged, epochs_run=len(log),
-    train_flops=cost.train_flops(cost.forward_macs(model), len(x_train) * len(log)),
-    train_seconds=float(log["seconds"].sum()),
-    cpu_busy=float(busy)))"""
+    val_accuracy=val_plain, val_accuracy_averaged=val_averaged,
+    **{k: summary[k] for k in ("epochs_run", "train_seconds", "cpu_busy")},
+    **training.cost(model, summary["epochs_run"])))"""
 
 
 def validation_notebook() -> nbformat.NotebookNode:
@@ -85,8 +83,8 @@ def main() -> None:
                 cwd=pipeline.NOTEBOOK_DIR,
             )
             row = {"change": change, **parameters, **artifacts.read_json(row_file)}
-        same = (change, parameters["epochs"])
-        rows = [r for r in rows if (r["change"], r["epochs"]) != same]
+        same = (change, parameters["epochs"], args.fast)
+        rows = [r for r in rows if (r["change"], r["epochs"], r["fast"]) != same]
         rows.append({**row, "commit": commit})
         print(rows[-1], flush=True)
         artifacts.write_json(args.output, rows)

@@ -10,6 +10,7 @@ Layout of an output folder (``artifacts/``; the fast mode uses ``artifacts-fast/
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -64,19 +65,35 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.close(fd)
         tmp = Path(name)
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o666 & ~umask)
+        tmp.chmod(0o666 & ~_read_umask())
         os.replace(tmp, path)
     except OSError as err:
-        reason = err.strerror or " ".join(str(err).split())
+        if err.errno not in _UNWRITABLE:
+            raise
+        fix = "free space there" if err.errno == errno.ENOSPC else "fix its permissions"
         raise OutputFolderError(
-            f"Cannot write {path.name} in {path.parent}: {reason}. Free space there "
+            f"Cannot write {path.name} in {path.parent}: {err.strerror}. Fix: {fix}, "
             "or choose another output folder (output_dir, --output-dir)."
-        ) from None
+        ) from err
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
+
+
+_UNWRITABLE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _read_umask() -> int:
+    """The process's umask: read from Linux, without setting it (other threads may
+    be creating files); elsewhere set and restored at once."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        found = re.search(r"^Umask:\s+([0-7]+)", status.read_text(), re.M)
+        if found:
+            return int(found.group(1), 8)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
 
 
 LOCK_FILE = ".lock"  # in an output folder: held by the run writing there
@@ -91,19 +108,28 @@ def hold_output_dir(folder: str | os.PathLike, command: str) -> Iterator[None]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / LOCK_FILE, "a+") as file:
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise OutputFolderError(_in_use(folder, file)) from None
+        for attempt in range(10):  # a notebook's check holds it for an instant
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == 9:
+                    raise OutputFolderError(_in_use(folder, file)) from None
+                time.sleep(0.1)
         file.truncate(0)
         started = time.strftime("%H:%M:%S")
         file.write(json.dumps(dict(pid=os.getpid(), command=command, started=started)))
         file.flush()
+        before = os.environ.get(RUNNER_ENV)
         os.environ[RUNNER_ENV] = str(os.getpid())
         try:
             yield
         finally:
-            del os.environ[RUNNER_ENV]
+            file.truncate(0)  # no stale holder for the next message
+            if before is None:
+                del os.environ[RUNNER_ENV]
+            else:
+                os.environ[RUNNER_ENV] = before
 
 
 def check_not_in_use(folder: str | os.PathLike) -> None:
@@ -257,6 +283,12 @@ class TrainingFolder:
             return log
         return log.drop_duplicates("epoch", keep="last").set_index("epoch").sort_index()
 
+    def cost(self, model: keras.Model, epochs_run: int) -> dict[str, float]:
+        """Return ``forward_macs`` and ``train_flops`` (``train_images`` per epoch)."""
+        macs = cost.forward_macs(model)
+        seen = self.train_images * epochs_run
+        return {"forward_macs": macs, "train_flops": cost.train_flops(macs, seen)}
+
     def summary(self) -> dict[str, Any]:
         """Return what the metrics file records of training, from the log."""
         log, every_row = self.read_log(), self.read_log(every_session=True)
@@ -299,13 +331,11 @@ def save_run(
         model.save(tmp)
     with atomic_path(output_dir / "predictions" / f"{run}.npy") as tmp:
         np.save(tmp, probabilities.astype(np.float32), allow_pickle=False)
-    summary, macs = training.summary(), cost.forward_macs(model)
-    seen = training.train_images * summary["epochs_run"]
+    summary = training.summary()
     record = {
         "run": run,
         "params": model.count_params(),
-        "forward_macs": macs,
-        "train_flops": cost.train_flops(macs, seen),
+        **training.cost(model, summary["epochs_run"]),
         "test_accuracy": report["accuracy"],
         "macro_f1": report["macro avg"]["f1-score"],
         "per_class": {k: v for k, v in report.items() if isinstance(v, dict)},

@@ -22,7 +22,9 @@ def forward_macs(model: keras.Model) -> int:
 
     Counts the Conv2D, DepthwiseConv2D, SeparableConv2D and Dense layers (nested
     models included); normalisation, pooling, additions and activations are not
-    counted. The model must be built (an ``Input`` or one call).
+    counted, nor are other layer types. A layer is counted once, as applied to its
+    output shape: do not reuse one layer at two places. The model must be built
+    (an ``Input`` or one call).
     """
     from keras import layers
 

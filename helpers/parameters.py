@@ -115,13 +115,12 @@ def check_output_dir(value: Any, fast: bool) -> Path:
         path.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=path).close()
     except OSError as err:
-        raise _fail(
-            "output_dir", str(value), f"cannot write there ({err.strerror})"
-        ) from None
+        problem = f"cannot write to {path} ({err.strerror})"
+        raise _fail("output_dir", value, problem) from None
     free_mb = shutil.disk_usage(path).free / 2**20
     if free_mb < MIN_FREE_MB:
-        room = f"only {free_mb:.0f} MB free there; a run needs {MIN_FREE_MB} MB"
-        raise _fail("output_dir", str(value), room)
+        room = f"only {free_mb:.0f} MB free in {path}; a run needs {MIN_FREE_MB} MB"
+        raise _fail("output_dir", value, room)
     artifacts.check_not_in_use(path)
     return path
 

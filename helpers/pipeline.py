@@ -15,6 +15,7 @@ data and the epochs and writes to ``artifacts-fast/``, never to ``artifacts/``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import multiprocessing
 import os
@@ -298,20 +299,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = [run for run in RUNS if not args.only or run.name in args.only]
     given = sys.argv[1:] if argv is None else argv
     command = " ".join(["python -m helpers.pipeline", *map(str, given)])
-    try:  # the notebooks' own checks, before any of them starts
-        parameters.check_folder("data_dir", args.data_dir)
-        output_dir = parameters.check_output_dir(args.output_dir, args.fast)
+    with contextlib.ExitStack() as stack:
+        try:  # the notebooks' own checks, before any of them starts
+            parameters.check_folder("data_dir", args.data_dir)
+            output_dir = parameters.check_output_dir(args.output_dir, args.fast)
+            stack.enter_context(artifacts.hold_output_dir(output_dir, command))
+        except (parameters.ParameterError, artifacts.OutputFolderError) as err:
+            parser.exit(2, f"error: {err}\n")
+        if args.update_readme:
+            update_readme(output_dir)
+            return 0
         reports_dir = args.reports_dir or (
             output_dir / "reports" if args.fast else artifacts.PROJECT_ROOT / "reports"
         )
-        with artifacts.hold_output_dir(output_dir, command):
-            if args.update_readme:
-                update_readme(output_dir)
-                return 0
-            options = (args.fast, args.force, args.data_dir)
-            run_all(runs, output_dir, reports_dir.resolve(), *options)
-    except (ValueError, artifacts.OutputFolderError) as err:
-        parser.exit(2, f"error: {err}\n")
+        options = (args.fast, args.force, args.data_dir)
+        run_all(runs, output_dir, reports_dir.resolve(), *options)
     return 0
 
 

@@ -190,6 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.error = refuse
     try:
         args = parser.parse_args(argv)
+        paths = {"--model": args.model, "--output-dir": args.output_dir}
+        for option, value in paths.items():
+            if value is not None and not value.strip():
+                refuse(f"argument {option}: an empty path; leave the option out")
         with stderr_to(os.devnull):  # TensorFlow's start-up lines: nothing but results
             model = load_model(args.model or find_model(args.output_dir))
             results = predict_images(args.images, model, args.top_k)

@@ -156,6 +156,8 @@ PREDICT_CASES = [
     (["{file}", "--top-k", "0"], "argument --top-k: invalid choice: 0"),
     (["{file}", "--top-k", "3.5"], "argument --top-k: invalid int value: '3.5'"),
     (["--model", "{file}"], "the following arguments are required: IMAGE"),
+    (["{file}", "--model", ""], "argument --model: an empty path"),
+    (["{file}", "--output-dir", " "], "argument --output-dir: an empty path"),
 ]
 
 
@@ -202,6 +204,12 @@ def test_user_papermill_run_with_a_bad_parameter_stops_in_one_line(
         for output in cell.get("outputs", [])
         if output.get("output_type") == "error"
     ]
+    (cell,) = [
+        c
+        for c in nbformat.read(executed, as_version=4).cells
+        if any(o.get("output_type") == "error" for o in c.get("outputs", []))
+    ]
+    assert "parameters.check_" in cell.source  # it stopped at the check cell
     (traceback,) = [output["traceback"] for output in failed]
     assert len(traceback) == 1  # the one line, no traceback frames
     assert f"ParameterError: Parameter {named}" in traceback[0]

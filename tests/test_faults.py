@@ -126,17 +126,23 @@ def test_a_second_run_in_one_folder_stops_at_once_naming_the_first(tmp_path):
         )
         with pytest.raises(artifacts.OutputFolderError, match=f"pid {first.pid}"):
             parameters.check_output_dir(tmp_path, fast=True)  # a notebook's check
+        with pytest.raises(artifacts.OutputFolderError, match=f"pid {first.pid}"):
+            artifacts.hold_output_dir(tmp_path, "make run").__enter__()
     finally:
         first.kill()
         first.wait()
     assert parameters.check_output_dir(tmp_path, fast=True) == tmp_path  # released
 
 
-def test_the_runs_own_kernels_may_write_where_it_holds_the_lock(tmp_path):
+def test_the_runs_own_kernels_may_write_where_it_holds_the_lock(tmp_path, monkeypatch):
     with artifacts.hold_output_dir(tmp_path, "make run"):
         assert os.environ[artifacts.RUNNER_ENV] == str(os.getpid())
         assert parameters.check_output_dir(tmp_path, fast=True) == tmp_path
-    assert artifacts.RUNNER_ENV not in os.environ
+        # A kernel left by another (killed) runner is refused.
+        monkeypatch.setenv(artifacts.RUNNER_ENV, "1")
+        with pytest.raises(artifacts.OutputFolderError, match=f"pid {os.getpid()}"):
+            parameters.check_output_dir(tmp_path, fast=True)
+    assert (tmp_path / artifacts.LOCK_FILE).read_text() == ""  # no stale holder
 
 
 @contextlib.contextmanager
@@ -165,15 +171,15 @@ def test_a_read_only_output_folder_is_refused_before_any_work(tmp_path):
     ):
         parameters.check_output_dir(folder, fast=True)
     message = str(error.value)
-    assert f"output_dir='{folder}'" in message
-    assert "cannot write there (Read-only file system)" in message
+    assert message.startswith(f"Parameter output_dir={folder!r} ")
+    assert f"cannot write to {folder} (Read-only file system)" in message
 
 
 def test_a_nearly_full_output_folder_is_refused_before_any_work(tmp_path):
     folder = tmp_path / "small"
     with (
         mounted_tmpfs(folder, "1m"),
-        pytest.raises(parameters.ParameterError, match="only 1 MB free there"),
+        pytest.raises(parameters.ParameterError, match=f"only 1 MB free in {folder};"),
     ):
         parameters.check_output_dir(folder, fast=True)
 
