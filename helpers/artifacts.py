@@ -84,16 +84,12 @@ _UNWRITABLE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPER
 
 
 def _read_umask() -> int:
-    """The process's umask: read from Linux, without setting it (other threads may
-    be creating files); elsewhere set and restored at once."""
-    status = Path("/proc/self/status")
-    if status.is_file():
-        found = re.search(r"^Umask:\s+([0-7]+)", status.read_text(), re.M)
-        if found:
-            return int(found.group(1), 8)
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
+    """The process's umask, read from Linux without setting it (other threads may
+    be creating files); 0o022 where Linux does not tell it."""
+    with contextlib.suppress(OSError, AttributeError):  # no /proc, no Umask line
+        status = Path("/proc/self/status").read_text()
+        return int(re.search(r"^Umask:\s+([0-7]+)", status, re.M).group(1), 8)
+    return 0o022
 
 
 LOCK_FILE = ".lock"  # in an output folder: held by the run writing there

@@ -1,11 +1,7 @@
-"""What a model costs: multiply-adds per image, training FLOPs, seconds and CPU share.
-
-These machines change speed from one session to the next, so training cost is
-recorded in units that do not drift: ``forward_macs`` (multiply-adds of one image's
-forward pass), ``train_flops`` (2 x 3 x forward_macs x images seen: a multiply-add
-is two FLOPs, and the backward pass costs about twice the forward one) and
-``cpu_busy`` (process CPU time during ``fit`` / (wall time x cores)).
-"""
+"""What a model costs, in units that do not drift with the machine: ``forward_macs``
+(multiply-adds of one image's forward pass) and ``train_flops`` (2 x 3 x MACs x
+images seen: two FLOPs a multiply-add, the backward pass twice the forward one);
+and an epoch timer for the wall and CPU seconds behind ``cpu_busy``."""
 
 from __future__ import annotations
 

@@ -312,16 +312,12 @@ def load_splits(
 def to_dataset(
     x: np.ndarray, y: np.ndarray, batch_size: int, shuffle_seed: int | None = None
 ):
-    """Return a ``tf.data.Dataset`` of ``(images, labels)`` batches for ``fit``.
-
-    ``x``: uint8 (n, 28, 28, 1); ``y``: labels (n,) or one-hot (n, 10). With
-    ``shuffle_seed`` the order is reshuffled every epoch, the same for the same
-    seed. The pipeline is ``from_tensor_slices``, ``shuffle``, ``batch`` and a fixed
-    ``prefetch``, with tf.data's autotuning off: with NumPy arrays given to ``fit``,
-    Keras builds a pipeline whose autotuning thread, in TensorFlow 2.21, held up the
-    start of each epoch for up to a minute with the CPU idle (caught with py-spy
-    and gdb: the old iterator's destructor waits for ``Model::OptimizeLoop``).
-    """
+    """Return a ``tf.data.Dataset`` of ``(images, labels)`` batches for ``fit``:
+    ``x`` uint8 (n, 28, 28, 1), ``y`` (n,) or one-hot (n, 10), reshuffled every
+    epoch when ``shuffle_seed`` is given. tf.data's autotuning is off: for NumPy
+    input Keras' pipeline autotunes, and in TensorFlow 2.21 freeing its iterator
+    waited on the autotuning thread (``Model::OptimizeLoop``) with the CPU idle at
+    the start of every epoch, for up to a minute."""
     import tensorflow as tf  # here: the loader itself needs no TensorFlow
 
     dataset = tf.data.Dataset.from_tensor_slices((x, y))
