@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from helpers import parameters
+
 _NAMES = "T-shirt/top|Trouser|Pullover|Dress|Coat|Sandal|Shirt|Sneaker|Bag|Ankle boot"
 CLASS_NAMES: tuple[str, ...] = tuple(_NAMES.split("|"))  # in label order 0-9
 NUM_CLASSES = len(CLASS_NAMES)
@@ -292,14 +294,10 @@ def load_splits(
     (CI); ``stratify`` keeps the class balance. Returns a frozen :class:`Splits`.
     Bad arguments raise ValueError, before any file is read.
     """
-    for name, value in (("fast", fast), ("stratify", stratify)):
-        if not isinstance(value, bool):
-            raise ValueError(f"{name}={value!r} is not allowed: use True or False.")
-    if seed is not None and not (_is_int(seed) and 0 <= seed < 2**32):
-        raise ValueError(
-            f"seed={seed!r} is not allowed: use None or a whole number from 0 to "
-            f"{2**32 - 1:,}."
-        )
+    parameters.check_bool("fast", fast)
+    parameters.check_bool("stratify", stratify)
+    if seed is not None:
+        parameters.check_int("seed", seed, 0, 2**32 - 1)
     _check_val_size(val_size, FASHION_MNIST_FILES[1].shape[0], stratify)
     (x_train, y_train), (x_test, y_test) = load_fashion_mnist(data_dir)
     train_idx, val_idx = split_indices(y_train, val_size, seed=seed, stratify=stratify)

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from helpers import artifacts, data
+from helpers import artifacts
 
 FAST_EPOCHS = 2  # the fast mode trains two epochs: enough to see the loss fall
 MIN_FREE_MB = 100  # a full run writes about 30 MB (models, figures, PDFs)
@@ -30,6 +30,8 @@ def show_input_errors_in_one_line() -> None:
     say all there is to say. Other errors keep their tracebacks."""
     from IPython import get_ipython
 
+    from helpers.data import DatasetError  # here: data checks with this module
+
     shell = get_ipython()
     if shell is None:
         return
@@ -39,7 +41,7 @@ def show_input_errors_in_one_line() -> None:
         shell._showtraceback(etype, value, line)  # ipykernel sends it as the error
         return line
 
-    errors = (ParameterError, data.DatasetError, artifacts.OutputFolderError)
+    errors = (ParameterError, DatasetError, artifacts.OutputFolderError)
     shell.set_custom_exc(errors, one_line)
 
 
