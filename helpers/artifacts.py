@@ -345,15 +345,23 @@ def save_run(
 
 
 def load_runs(output_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """Return run name -> metrics of every run with predictions, in name order, with
+    """Return run name -> metrics of every run with predictions but the replication
+    runs of ``06_published_recipes``, in name order, with
     ``probabilities`` (float32 (n, 10)) added and ``history`` as a DataFrame."""
     output_dir = Path(output_dir)
     runs = {}
     for path in sorted((output_dir / "metrics").glob("*.json")):
         predictions = output_dir / "predictions" / f"{path.stem}.npy"
-        if predictions.is_file():
-            metrics = read_json(path)
+        metrics = read_json(path)
+        if predictions.is_file() and "recipe" not in metrics:  # not a replication
             metrics["probabilities"] = np.load(predictions)
             metrics["history"] = pd.DataFrame(metrics["history"])
             runs[path.stem] = metrics
     return runs
+
+
+def load_replication(output_dir: str | os.PathLike) -> pd.DataFrame:
+    """Return one row per replication run (``06_published_recipes``): its metrics
+    with ``recipe``, ``split`` and ``seed``, in name order; empty if none."""
+    paths = sorted((Path(output_dir) / "metrics").glob("*.json"))
+    return pd.DataFrame([m for m in map(read_json, paths) if "recipe" in m])

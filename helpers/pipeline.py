@@ -4,7 +4,8 @@ Usage::
 
     python -m helpers.pipeline [--fast] [--force] [--only RUN ...] [--list]
                                [--output-dir DIR] [--reports-dir DIR] [--data-dir DIR]
-    python -m helpers.pipeline --update-readme   # README results table from metrics
+    python -m helpers.pipeline --replicate [--fast] ...  # the published recipes
+    python -m helpers.pipeline --update-readme   # README tables from the metrics
 
 A run whose notebook and parameters are unchanged since it last finished is
 skipped (``--force`` reruns it, e.g. after a change to ``helpers/``); the comparison
@@ -31,11 +32,12 @@ from typing import Any
 
 import pandas as pd
 
-from helpers import artifacts, parameters
+from helpers import artifacts, data, parameters, stats
 
 NOTEBOOK_DIR = artifacts.PROJECT_ROOT / "notebooks"
 README = artifacts.PROJECT_ROOT / "README.md"
 RESULTS_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
+REPLICATION_MARKERS = ("<!-- replication:start -->", "<!-- replication:end -->")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class Run:
     parameters: dict[str, Any] = field(default_factory=dict)
     summary: bool = False  # reads the other runs' metrics
     hide_input: bool = False  # PDF without code (the report)
+    pdf: bool = True  # exported to reports/ (not each replication run)
 
 
 RUNS = (
@@ -59,6 +62,33 @@ RUNS = (
     Run("05_comparison", "05_comparison.ipynb", summary=True),
     Run("report", "report.ipynb", summary=True, hide_input=True),
 )
+
+
+def replication_runs(fast: bool = False) -> tuple[Run, ...]:
+    """The runs of ``make replicate``: each published recipe at several seeds (the
+    Keras study's at 5 on our split and on its own, the others at 2 on their own),
+    cheapest first, then ``07_replication``. Fast mode (CI): one seed of each, two
+    of the Keras study's ANN."""
+    keras_study = [(r, s) for r in ("keras-ann", "keras-cnn") for s in ("tail", "ours")]
+    others = ["keras-readme-ann", "torch-b-ann", "torch-a-ann", "torch-b-cnn"]
+    others += ["torch-a-cnn", "enhanced-table", "enhanced-text"]
+    plan = [(recipe, split, range(42, 47)) for recipe, split in keras_study]
+    plan += [(recipe, None, range(42, 44)) for recipe in others]
+    if fast:
+        plan = [(r, s, range(42, 44 if r == "keras-ann" else 43)) for r, s, _ in plan]
+        plan = [row for row in plan if row[1] != "ours"]
+    own = data.published()["own_split"]
+    runs = [
+        Run(
+            f"{recipe}-{split or own[recipe]}-s{seed}",
+            "06_published_recipes.ipynb",
+            {"recipe": recipe, "split": split or own[recipe], "seed": seed},
+            pdf=False,
+        )
+        for recipe, split, seeds in plan
+        for seed in seeds
+    ]
+    return (*runs, Run("07_replication", "07_replication.ipynb", summary=True))
 
 
 def _digest(paths: Sequence[Path]) -> str:
@@ -180,8 +210,8 @@ def run_one(run: Run, tag: str, output_dir: Path, reports_dir: Path, *options) -
     record = output_dir / "runs" / f"{run.name}.json"
     pdf = reports_dir / f"{run.name}.pdf"
     expected = fingerprint(run, parameters, output_dir)
-    done = (
-        pdf.is_file() and record.is_file() and artifacts.read_json(record) == expected
+    done = (not run.pdf or pdf.is_file()) and (
+        record.is_file() and artifacts.read_json(record) == expected
     )
     if done and not force:
         print(f"{tag}: up to date, skipped", flush=True)
@@ -195,10 +225,12 @@ def run_one(run: Run, tag: str, output_dir: Path, reports_dir: Path, *options) -
         seconds = time.perf_counter() - start
         raise SystemExit(f"{tag}: failed after {seconds:.0f} s in {err}") from None
     finished = fingerprint(run, parameters, output_dir)  # with the files it wrote
-    export_pdf(executed, pdf, run.hide_input, passes=1 if fast else 3)
+    if run.pdf:
+        export_pdf(executed, pdf, run.hide_input, passes=1 if fast else 3)
     artifacts.write_json(record, finished)
     seconds = time.perf_counter() - start
-    print(f"{tag}: done in {seconds:.0f} s -> {_shown(pdf)}", flush=True)
+    made = pdf if run.pdf else output_dir / "metrics" / f"{run.name}.json"
+    print(f"{tag}: done in {seconds:.0f} s -> {_shown(made)}", flush=True)
 
 
 def run_all(
@@ -255,7 +287,7 @@ def results_table(output_dir: Path) -> str:
     columns |= dict(macro_f1="macro F1")
     paths = sorted((output_dir / "metrics").glob("*.json"))
     runs = [artifacts.read_json(path) for path in paths]
-    full = [run for run in runs if run.get("fast") is False]
+    full = [run for run in runs if run.get("fast") is False and "recipe" not in run]
     frame = pd.DataFrame(full, columns=list(columns))
     return frame.rename(columns=columns).to_markdown(
         index=False,
@@ -264,16 +296,37 @@ def results_table(output_dir: Path) -> str:
     )
 
 
+def replication_markdown(output_dir: Path) -> str:
+    """Return the README replication table of the full replication runs, as
+    Markdown (empty without any)."""
+    runs = artifacts.load_replication(output_dir)
+    runs = runs[~runs["fast"].astype(bool)] if not runs.empty else runs
+    published = data.published()["published_accuracy"]
+    table = stats.replication_table(runs, published)
+    if table.empty:
+        return "No replication runs yet: `make replicate`."
+    low, high = (table[k].map("{:.4f}".format) for k in ("min", "max"))
+    table["min–max"] = low + "–" + high
+    table["inside"] = table["inside"].map({True: "yes", False: "no"})
+    columns = ["recipe", "split", "published", "mean", "std", "min–max", "seeds"]
+    return table[[*columns, "inside"]].to_markdown(index=False, floatfmt=".4f")
+
+
 def update_readme(output_dir: Path, readme: Path = README) -> None:
-    """Rewrite the README's results table (between its markers) from the metrics."""
+    """Rewrite the README's results and replication tables (between their markers)
+    from the metrics."""
     text = readme.read_text()
-    start, end = RESULTS_MARKERS
-    before, rest = text.split(start, 1)
-    after = rest.split(end, 1)[1]
     source = "\n\nFrom `artifacts/metrics/*.json`; regenerate with `make readme`.\n"
-    table = results_table(output_dir)
+    tables = [
+        (RESULTS_MARKERS, results_table(output_dir)),
+        (REPLICATION_MARKERS, replication_markdown(output_dir)),
+    ]
+    for (start, end), table in tables:
+        before, rest = text.split(start, 1)
+        after = rest.split(end, 1)[1]
+        text = f"{before}{start}\n{table}{source}{end}{after}"
     with artifacts.atomic_path(readme) as tmp:
-        tmp.write_text(f"{before}{start}\n{table}{source}{end}{after}")
+        tmp.write_text(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -286,17 +339,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output-dir", type=Path, help="default: artifacts/")
     parser.add_argument("--reports-dir", type=Path, help="default: reports/")
     parser.add_argument("--data-dir", help="folder with the Fashion-MNIST files")
+    parser.add_argument(
+        "--replicate", action="store_true", help="the published recipes"
+    )
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args(argv)
+    every = replication_runs(args.fast) if args.replicate else RUNS
     if args.list:
-        print("\n".join(f"{r.name:14} notebooks/{r.notebook}" for r in RUNS))
+        print("\n".join(f"{r.name:24} notebooks/{r.notebook}" for r in every))
         return 0
-    unknown = set(args.only or ()) - {run.name for run in RUNS}
+    unknown = set(args.only or ()) - {run.name for run in every}
     if unknown:
-        known = ", ".join(run.name for run in RUNS)
+        known = ", ".join(run.name for run in every)
         message = f"unknown run(s) {', '.join(sorted(unknown))}; known: {known}"
         parser.exit(2, f"error: {message}\n")
-    runs = [run for run in RUNS if not args.only or run.name in args.only]
+    runs = [run for run in every if not args.only or run.name in args.only]
     given = sys.argv[1:] if argv is None else argv
     command = " ".join(["python -m helpers.pipeline", *map(str, given)])
     with contextlib.ExitStack() as stack:

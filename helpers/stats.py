@@ -1,8 +1,10 @@
-"""Is a difference in test accuracy real? Thin calls of ``scipy.stats``."""
+"""Is a difference in test accuracy real, does a published figure replicate? Thin
+calls of ``scipy.stats`` and pandas."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 
@@ -50,3 +52,20 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, flo
     n = only_a + only_b
     p_value = stats.binomtest(only_a, n, 0.5).pvalue if n else 1.0
     return {"only_a": only_a, "only_b": only_b, "p_value": float(p_value)}
+
+
+def replication_table(runs: pd.DataFrame, published: pd.Series) -> pd.DataFrame:
+    """Return one row per recipe and split of the replication ``runs``
+    (:func:`helpers.artifacts.load_replication`), in the order of ``published``
+    (recipe -> published test accuracy): that figure, the seeds' mean, standard
+    deviation (ddof 1), min and max, their number, and whether the published figure
+    lies inside the seeds' range."""
+    if runs.empty:
+        return pd.DataFrame()
+    order = {recipe: k for k, recipe in enumerate(published.index)}
+    runs = runs.sort_values("recipe", key=lambda r: r.map(order), kind="stable")
+    groups = runs.groupby(["recipe", "split"], sort=False)["test_accuracy"]
+    table = groups.agg(["mean", "std", "min", "max", "count"]).reset_index()
+    table.insert(2, "published", table["recipe"].map(published))
+    table["inside"] = table["published"].between(table["min"], table["max"])
+    return table.rename(columns={"count": "seeds"})

@@ -125,3 +125,24 @@ def fast_run(tmp_path_factory):
     (output_dir / "console.txt").write_text(console)
     assert done.returncode == 0, console
     return output_dir
+
+
+@pytest.fixture(scope="session")
+def fast_replication(tmp_path_factory):
+    """``make replicate``'s runs in fast mode (one seed of each recipe, two of one),
+    once per session by the command line; returns their folder, with the console
+    output in ``console.txt``."""
+    if not all(data.find_idx_file(REAL_DATA_DIR, s) for s in data.FASHION_MNIST_FILES):
+        pytest.skip(f"Fashion-MNIST not installed in {REAL_DATA_DIR}")
+    output_dir = tmp_path_factory.mktemp("fast-replication")
+    command = ["-m", "helpers.pipeline", "--fast", "--replicate", "--output-dir"]
+    done = subprocess.run(
+        [sys.executable, *command, output_dir],
+        cwd=output_dir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    (output_dir / "console.txt").write_text(done.stdout + done.stderr)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return output_dir

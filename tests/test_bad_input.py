@@ -83,13 +83,17 @@ NOTEBOOK_CASES = [
     ("04_cnn_plus.ipynb", "augment", 1),
     ("05_comparison.ipynb", "seed", None),
     ("01_eda.ipynb", "output_dir", 42),
+    ("06_published_recipes.ipynb", "recipe", "keras"),
+    ("06_published_recipes.ipynb", "split", "head"),
+    ("06_published_recipes.ipynb", "seed", "1"),
+    ("07_replication.ipynb", "fast", "no"),
 ]
 
 
 @pytest.mark.parametrize(("notebook", "name", "value"), NOTEBOOK_CASES)
 def test_bad_notebook_parameter_is_named_in_one_line(notebook, name, value, places):
     defaults, check = check_cell(notebook)
-    namespace = {"parameters": parameters}
+    namespace = {"parameters": parameters, "data": data}
     exec(defaults, namespace)
     namespace |= {"output_dir": places["out"], name: fill(value, places)}
     with pytest.raises(parameters.ParameterError) as error:

@@ -1,0 +1,160 @@
+"""The replication of the published recipes: the plan, the runs, the table."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import nbformat
+import pandas as pd
+import pytest
+from conftest import needs_real_data
+
+from helpers import artifacts, data, pipeline, stats
+
+
+def test_published_table_is_one_cited_table_with_a_split_of_each_recipe():
+    published = data.published()
+    assert published.index.is_unique
+    assert published["published_accuracy"].between(0.8, 1).all()
+    assert (published["source"].str.len() > 20).all()
+    assert set(published["own_split"]) <= {
+        "ours",
+        "tail",
+        "stratified-90-10",
+        "random-80-20",
+        "tail-80-20",
+    }
+    assert published.loc["keras-ann", "our_run"] == "ann-baseline"
+    notebook = (pipeline.NOTEBOOK_DIR / "06_published_recipes.ipynb").read_text()
+    for recipe in published.index:  # one visible branch per recipe
+        assert notebook.count(f'recipe == \\"{recipe}\\"') == 1, recipe
+
+
+def test_replication_plan_has_every_recipe_at_its_minimum_seeds():
+    runs = pipeline.replication_runs()
+    assert runs[-1].name == "07_replication"
+    assert runs[-1].summary
+    trained = runs[:-1]
+    assert len({run.name for run in trained}) == len(trained)
+    seeds: dict[tuple[str, str], int] = {}
+    for run in trained:
+        p = run.parameters
+        assert run.name == f"{p['recipe']}-{p['split']}-s{p['seed']}"
+        assert not run.pdf
+        seeds[p["recipe"], p["split"]] = seeds.get((p["recipe"], p["split"]), 0) + 1
+    for recipe in ("keras-ann", "keras-cnn"):
+        assert seeds[recipe, "ours"] >= 5
+        assert seeds[recipe, "tail"] >= 5
+    published = data.published()
+    for recipe in published.index:
+        assert seeds[recipe, published.loc[recipe, "own_split"]] >= 2, recipe
+
+
+def test_replication_table_gives_mean_spread_and_whether_the_figure_is_inside():
+    runs = pd.DataFrame(
+        {
+            "recipe": ["b", "a", "a", "a"],
+            "split": ["tail", "ours", "ours", "ours"],
+            "test_accuracy": [0.91, 0.88, 0.89, 0.90],
+        }
+    )
+    published = pd.Series({"a": 0.895, "b": 0.92})
+    table = stats.replication_table(runs, published)
+    assert list(table["recipe"]) == ["a", "b"]  # in the published table's order
+    a, b = table.iloc[0], table.iloc[1]
+    assert a["mean"] == pytest.approx(0.89)
+    assert a["std"] == pytest.approx(0.01)
+    assert (a["min"], a["max"], a["seeds"]) == (0.88, 0.90, 3)
+    assert a["inside"]
+    assert not b["inside"]
+    assert stats.replication_table(pd.DataFrame(), published).empty
+
+
+def test_readme_replication_table_is_rewritten_from_full_runs_only(tmp_path):
+    readme = tmp_path / "README.md"
+    start, end = pipeline.REPLICATION_MARKERS
+    readme.write_text(
+        f"intro\n{pipeline.RESULTS_MARKERS[0]}\nold\n{pipeline.RESULTS_MARKERS[1]}\n"
+        f"{start}\nold table\n{end}\nrest\n"
+    )
+    for seed, accuracy, fast in ((42, 0.88, False), (43, 0.89, False), (44, 0.5, True)):
+        artifacts.write_json(
+            tmp_path / "metrics" / f"keras-ann-tail-s{seed}.json",
+            dict(
+                recipe="keras-ann",
+                split="tail",
+                seed=seed,
+                fast=fast,
+                test_accuracy=accuracy,
+                run=f"keras-ann-tail-s{seed}",
+            ),
+        )
+    pipeline.update_readme(tmp_path, readme)
+    text = readme.read_text()
+    assert "old" not in text
+    assert text.startswith("intro\n")
+    assert text.endswith("rest\n")
+    row = next(line for line in text.splitlines() if line.startswith("| keras-ann"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells == [
+        "keras-ann",
+        "tail",
+        "0.8837",
+        "0.8850",
+        "0.0071",
+        "0.8800–0.8900",
+        "2",
+        "yes",
+    ]
+    assert "keras-ann-tail" not in text.split(start)[0]  # not in the results table
+
+
+@needs_real_data
+def test_fast_replication_runs_every_recipe_with_recipe_and_split(fast_replication):
+    published = data.published()
+    for recipe in published.index:
+        split = published.loc[recipe, "own_split"]
+        run = f"{recipe}-{split}-s42"
+        metrics = artifacts.read_json(fast_replication / "metrics" / f"{run}.json")
+        assert (metrics["recipe"], metrics["split"], metrics["seed"]) == (
+            recipe,
+            split,
+            42,
+        )
+        assert (
+            metrics["published_accuracy"] == published.loc[recipe, "published_accuracy"]
+        )
+        assert metrics["fast"] is True
+        assert metrics["epochs_run"] == 2
+        assert 0 <= metrics["test_accuracy"] <= 1
+    params = {
+        recipe: artifacts.read_json(
+            fast_replication
+            / "metrics"
+            / f"{recipe}-{published.loc[recipe, 'own_split']}-s42.json"
+        )["params"]
+        for recipe in published.index
+    }
+    assert params["keras-ann"] == params["keras-readme-ann"] == 235_146
+    assert params["keras-cnn"] == 225_034
+    assert 1.2e6 < params["torch-a-cnn"] < 1.35e6  # dense layer on 7×7×128
+    assert artifacts.load_runs(fast_replication) == {}  # not taken for 05's runs
+
+
+@needs_real_data
+def test_replication_notebook_shows_every_recipe_and_exports_a_pdf(fast_replication):
+    pdf = fast_replication / "reports" / "07_replication.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    assert not list((fast_replication / "reports").glob("keras-ann*.pdf"))
+    nb = nbformat.read(fast_replication / "notebooks" / "07_replication.ipynb", 4)
+    text = json.dumps([c.get("outputs", []) for c in nb.cells], ensure_ascii=False)
+    runs = artifacts.load_replication(fast_replication)
+    for (recipe, split), group in runs.groupby(["recipe", "split"]):
+        accuracy = group["test_accuracy"]
+        line = f"- {recipe} on the {split} split ({len(group)} seeds, "
+        assert f"{line}{accuracy.min():.2%}–{accuracy.max():.2%}" in text, line
+    assert (runs.groupby(["recipe", "split"]).size() == 2).sum() == 1  # keras-ann
+    assert (fast_replication / "figures" / "replication_seeds.png").is_file()
+    console = (fast_replication / "console.txt").read_text()
+    assert re.search(r"07_replication: done in \d+ s", console)
