@@ -2,13 +2,15 @@
 
 Usage::
 
-    python -m benchmarks.seeds [--seeds N ...] [--fast]
+    python -m benchmarks.seeds [--seeds N ...] [--reuse METRICS_JSON] [--fast]
 
 Runs ``notebooks/04_cnn_plus.ipynb`` through papermill once per seed, with the
 parameters ``make run`` gives it, each into its own temporary folder, and records
 each seed's test and validation accuracy, training compute and CPU share, with the
 mean and standard deviation of the test accuracy, in ``benchmarks/results/seeds.json``
-(committed; rewritten after each seed). The 04 notebook shows it.
+(committed; rewritten after each seed). The 04 notebook shows it. ``--reuse
+artifacts/metrics/cnn-plus.json`` takes the seed ``make run`` trained from its
+metrics instead of training it again.
 """
 
 from __future__ import annotations
@@ -34,22 +36,30 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--fast", action="store_true", help="tiny data (a check)")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--reuse", type=Path, help="a finished run's metrics JSON")
     args = parser.parse_args()
+    reused = artifacts.read_json(args.reuse) if args.reuse else {}
+    if reused and reused.get("run") != "cnn-plus":
+        parser.error(f"{args.reuse} is not a cnn-plus run's metrics")
     commit = head_commit()
     run = next(run for run in pipeline.RUNS if run.name == "cnn-plus")
     rows = []
     for seed in args.seeds:
-        with tempfile.TemporaryDirectory() as folder:
-            papermill.execute_notebook(
-                pipeline.NOTEBOOK_DIR / run.notebook,
-                Path(folder) / "run.ipynb",
-                parameters={**run.parameters, "seed": seed, "fast": args.fast}
-                | {"output_dir": folder},
-                progress_bar=False,
-                cwd=pipeline.NOTEBOOK_DIR,
-            )
-            metrics = artifacts.read_json(Path(folder) / "metrics" / "cnn-plus.json")
+        if reused.get("seed") == seed and reused.get("fast") == args.fast:
+            metrics = reused  # make run trained this seed already
+        else:
+            with tempfile.TemporaryDirectory() as folder:
+                papermill.execute_notebook(
+                    pipeline.NOTEBOOK_DIR / run.notebook,
+                    Path(folder) / "run.ipynb",
+                    parameters={**run.parameters, "seed": seed, "fast": args.fast}
+                    | {"output_dir": folder},
+                    progress_bar=False,
+                    cwd=pipeline.NOTEBOOK_DIR,
+                )
+                metrics = artifacts.read_json(Path(folder) / "metrics/cnn-plus.json")
         rows.append({"seed": seed, **{k: metrics.get(k) for k in KEPT}})
+        rows[-1]["from"] = "make run" if metrics is reused else "this benchmark"
         accuracy = pd.Series([row["test_accuracy"] for row in rows])
         std = accuracy.std() if len(rows) > 1 else None  # ddof 1
         summary = dict(mean=accuracy.mean(), std=std, seeds=len(rows))

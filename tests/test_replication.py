@@ -152,7 +152,8 @@ def test_replication_notebook_shows_every_recipe_and_exports_a_pdf(fast_replicat
     runs = artifacts.load_replication(fast_replication)
     for (recipe, split), group in runs.groupby(["recipe", "split"]):
         accuracy = group["test_accuracy"]
-        line = f"- {recipe} on the {split} split ({len(group)} seeds, "
+        seeds = f"{len(group)} seed" + ("s" if len(group) > 1 else "")
+        line = f"- {recipe} on the {split} split ({seeds}, "
         assert f"{line}{accuracy.min():.2%}–{accuracy.max():.2%}" in text, line
     assert (runs.groupby(["recipe", "split"]).size() == 2).sum() == 1  # keras-ann
     assert (fast_replication / "figures" / "replication_seeds.png").is_file()
