@@ -26,6 +26,7 @@ seeds: setup  ## cnn-plus's recipe at seeds 42, 43, 44, scored on the test split
 
 replicate: setup  ## the published recipes at several seeds, then 07_replication; hours
 	$(PY) -m helpers.pipeline --replicate
+	$(PY) -m helpers.pipeline --update-readme
 
 readme: setup  ## rewrite the README results and replication tables from artifacts/metrics
 	$(PY) -m helpers.pipeline --update-readme

@@ -16,6 +16,7 @@ metrics instead of training it again.
 from __future__ import annotations
 
 import argparse
+import ast
 import tempfile
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from helpers import artifacts, pipeline
 RESULTS = Path(__file__).parent / "results" / "seeds.json"
 KEPT = ("test_accuracy", "val_accuracy", "val_accuracy_averaged", "train_images")
 KEPT += ("epochs_run", "forward_macs", "train_flops", "train_seconds", "cpu_busy")
+RECIPE = ("epochs", "batch_size", "learning_rate", "label_smoothing", "augment", "stem")
 
 
 def main() -> None:
@@ -38,11 +40,13 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--reuse", type=Path, help="a finished run's metrics JSON")
     args = parser.parse_args()
-    reused = artifacts.read_json(args.reuse) if args.reuse else {}
-    if reused and reused.get("run") != "cnn-plus":
-        parser.error(f"{args.reuse} is not a cnn-plus run's metrics")
-    commit = head_commit()
     run = next(run for run in pipeline.RUNS if run.name == "cnn-plus")
+    reused = artifacts.read_json(args.reuse) if args.reuse else {}
+    notebook = papermill.inspect_notebook(str(pipeline.NOTEBOOK_DIR / run.notebook))
+    recipe = {k: ast.literal_eval(notebook[k]["default"]) for k in RECIPE}
+    if reused and {k: reused.get(k) for k in RECIPE} != recipe:
+        parser.error(f"{args.reuse} is not a run of cnn-plus's recipe {recipe}")
+    commit = head_commit()
     rows = []
     for seed in args.seeds:
         if reused.get("seed") == seed and reused.get("fast") == args.fast:

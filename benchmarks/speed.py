@@ -4,9 +4,10 @@ Usage::
 
     python -m benchmarks.speed [--output-dir artifacts] [--output FILE]
 
-Loads every ``<output-dir>/models/*.keras`` with plain Keras and times, on the test
-images, milliseconds per image at batch size 1 (median of 200 calls) and images per
-second at batch size 1,024 (best of three passes). Both depend on the machine:
+Loads the ``<output-dir>/models/<run>.keras`` of every run of ``make run`` (not the
+replication's) with plain Keras and times, on the test images, milliseconds per
+image at batch size 1 (median of 200 calls) and images per second at batch size
+1,024 (best of three passes). Both depend on the machine:
 compare models measured in one call, as ratios. Writes ``results/speed.json``.
 """
 
@@ -54,7 +55,8 @@ def main() -> None:
 
     x = data.load_splits().x_test[..., np.newaxis].astype(np.float32)
     rows = []
-    for path in sorted((args.output_dir / "models").glob("*.keras")):
+    for run in artifacts.load_runs(args.output_dir):  # not the replication runs
+        path = args.output_dir / "models" / f"{run}.keras"
         model = keras.saving.load_model(path)
         rows.append(
             {"run": path.stem, "params": model.count_params(), **time_model(model, x)}
