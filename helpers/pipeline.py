@@ -311,6 +311,7 @@ def replication_markdown(output_dir: Path) -> str:
     low, high = (table[k].map("{:.4f}".format) for k in ("min", "max"))
     table["min–max"] = low + "–" + high
     table["inside"] = table["inside"].map({True: "yes", False: "no"})
+    table["std"] = table["std"].map(lambda sd: "–" if pd.isna(sd) else f"{sd:.4f}")
     columns = ["recipe", "split", "published", "mean", "std", "min–max", "seeds"]
     return table[[*columns, "inside"]].to_markdown(index=False, floatfmt=".4f")
 
