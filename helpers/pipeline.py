@@ -301,7 +301,7 @@ def results_table(output_dir: Path) -> str:
 
 def replication_markdown(output_dir: Path) -> str:
     """Return the README replication table of the full replication runs, as
-    Markdown (empty without any)."""
+    Markdown (without any, a line saying so)."""
     runs = artifacts.load_replication(output_dir)
     runs = runs[~runs["fast"].astype(bool)] if not runs.empty else runs
     published = data.published()["published_accuracy"]
