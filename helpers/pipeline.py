@@ -9,8 +9,11 @@ Usage::
 
 A run whose notebook and parameters are unchanged since it last finished is
 skipped (``--force`` reruns it, e.g. after a change to ``helpers/``); the comparison
-and the report rerun whenever a metrics file changed. ``--fast`` (CI) shrinks the
-data and the epochs and writes to ``artifacts-fast/``, never to ``artifacts/``.
+and the report rerun whenever a metrics file changed. A replication run also
+keeps its record and metrics in ``benchmarks/results/replication/`` (committed), and
+is restored from there when that copy matches, so a fresh clone does not retrain it.
+``--fast`` (CI) shrinks the data and the epochs and writes to ``artifacts-fast/``,
+never to ``artifacts/`` or ``benchmarks/``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ NOTEBOOK_DIR = artifacts.PROJECT_ROOT / "notebooks"
 README = artifacts.PROJECT_ROOT / "README.md"
 RESULTS_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
 REPLICATION_MARKERS = ("<!-- replication:start -->", "<!-- replication:end -->")
+KEPT_DIR = artifacts.PROJECT_ROOT / "benchmarks" / "results" / "replication"
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class Run:
     summary: bool = False  # reads the other runs' metrics
     hide_input: bool = False  # PDF without code (the report)
     pdf: bool = True  # exported to reports/ (not each replication run)
+    kept: bool = False  # its record and metrics committed in KEPT_DIR (replication)
 
 
 RUNS = (
@@ -86,6 +91,7 @@ def replication_runs(fast: bool = False) -> tuple[Run, ...]:
             "06_published_recipes.ipynb",
             {"recipe": recipe, "split": split or own[recipe], "seed": seed},
             pdf=False,
+            kept=True,
         )
         for recipe, split, seeds in plan
         for seed in seeds
@@ -103,15 +109,29 @@ def _digest(paths: Sequence[Path]) -> str:
 def fingerprint(run: Run, parameters: dict[str, Any], output_dir: Path) -> dict:
     """Return what a finished run must match to be skipped.
 
-    The notebook and its parameters, and for the comparison and the report the
-    files they read (``metrics/*.json``, ``data_summary.json``, ``comparison.json``,
-    ``helpers/published.csv``).
+    The notebook and its parameters but the output folder, and for the comparison
+    and the report the files they read (``metrics/*.json``, ``data_summary.json``,
+    ``comparison.json``, ``helpers/published.csv``).
     After changing ``helpers/``, rerun with ``--force``.
     """
     reads = [*output_dir.glob("*.json"), *(output_dir / "metrics").glob("*.json")]
     inputs = [*sorted(reads), data.PUBLISHED_FILE] if run.summary else []
     notebook = _digest([NOTEBOOK_DIR / run.notebook])
-    return {"notebook": notebook, "inputs": _digest(inputs), "parameters": parameters}
+    given = {k: v for k, v in parameters.items() if k != "output_dir"}
+    return {"notebook": notebook, "inputs": _digest(inputs), "parameters": given}
+
+
+def restore_kept(run: Run, expected: dict, output_dir: Path) -> Path | None:
+    """Copy a kept run's metrics into ``output_dir`` and mark the run finished, if
+    its committed copy in KEPT_DIR was made with the same notebook and parameters;
+    return the copy's path, or None."""
+    kept = KEPT_DIR / f"{run.name}.json"
+    copy = artifacts.read_json_if_exists(kept) if run.kept else None
+    if not copy or copy["record"] != expected:
+        return None
+    artifacts.write_json(output_dir / "metrics" / f"{run.name}.json", copy["metrics"])
+    artifacts.write_json(output_dir / "runs" / f"{run.name}.json", expected)
+    return kept
 
 
 # TensorFlow's C++ start-up lines on stderr, and the box-drawing characters of
@@ -219,6 +239,10 @@ def run_one(run: Run, tag: str, output_dir: Path, reports_dir: Path, *options) -
     if done and not force:
         print(f"{tag}: up to date, skipped", flush=True)
         return
+    kept = None if fast or force else restore_kept(run, expected, output_dir)
+    if kept:
+        print(f"{tag}: restored from {_shown(kept)}", flush=True)
+        return
     record.unlink(missing_ok=True)
     print(f"{tag}: started ({run.notebook})", flush=True)
     start = time.perf_counter()
@@ -231,8 +255,12 @@ def run_one(run: Run, tag: str, output_dir: Path, reports_dir: Path, *options) -
     if run.pdf:
         export_pdf(executed, pdf, run.hide_input, passes=1 if fast else 3)
     artifacts.write_json(record, finished)
+    metrics = output_dir / "metrics" / f"{run.name}.json"
+    if run.kept and not fast:  # committed: a fresh clone need not retrain it
+        copy = {"record": finished, "metrics": artifacts.read_json(metrics)}
+        artifacts.write_json(KEPT_DIR / f"{run.name}.json", copy)
     seconds = time.perf_counter() - start
-    made = pdf if run.pdf else output_dir / "metrics" / f"{run.name}.json"
+    made = pdf if run.pdf else metrics
     print(f"{tag}: done in {seconds:.0f} s -> {_shown(made)}", flush=True)
 
 

@@ -179,3 +179,55 @@ def test_replication_rerun_skips_every_finished_run(fast_replication):
     lines = done.stdout.splitlines()
     assert len(lines) == len(pipeline.replication_runs(fast=True))
     assert all(line.endswith(": up to date, skipped") for line in lines), lines
+
+
+def _kept_run(tmp_path, monkeypatch):
+    """The first replication run, a folder for its outputs, and what it must match
+    to be skipped, with KEPT_DIR in ``tmp_path``."""
+    monkeypatch.setattr(pipeline, "KEPT_DIR", tmp_path / "kept")
+    run, output_dir = pipeline.replication_runs()[0], tmp_path / "out"
+    parameters = {**run.parameters, "fast": False, "output_dir": str(output_dir)}
+    return run, output_dir, pipeline.fingerprint(run, parameters, output_dir)
+
+
+def test_a_committed_replication_run_is_restored_not_retrained(tmp_path, monkeypatch):
+    run, output_dir, expected = _kept_run(tmp_path, monkeypatch)
+    metrics = dict(recipe="keras-ann", split="tail", seed=42, test_accuracy=0.88)
+    copy = {"record": expected, "metrics": metrics}
+    artifacts.write_json(pipeline.KEPT_DIR / f"{run.name}.json", copy)
+
+    def train(*args):
+        raise AssertionError("retrained a run whose committed copy matches")
+
+    monkeypatch.setattr(pipeline, "execute", train)
+    pipeline.run_one(run, "[1/1]", output_dir, tmp_path, False, False, None)
+    assert artifacts.read_json(output_dir / "metrics" / f"{run.name}.json") == metrics
+    assert artifacts.read_json(output_dir / "runs" / f"{run.name}.json") == expected
+    elsewhere = tmp_path / "elsewhere"  # a fresh clone's folder: the same record
+    parameters = {**run.parameters, "fast": False, "output_dir": str(elsewhere)}
+    assert pipeline.fingerprint(run, parameters, elsewhere) == expected
+
+
+def test_a_stale_committed_replication_run_is_retrained(tmp_path, monkeypatch):
+    run, output_dir, expected = _kept_run(tmp_path, monkeypatch)
+    stale = {**expected, "notebook": "0" * 16}  # made by an older 06 notebook
+    copy = {"record": stale, "metrics": dict(test_accuracy=0.88)}
+    artifacts.write_json(pipeline.KEPT_DIR / f"{run.name}.json", copy)
+
+    def train(*args):
+        raise pipeline.RunFailed("trained")
+
+    monkeypatch.setattr(pipeline, "execute", train)
+    with pytest.raises(SystemExit, match="trained"):
+        pipeline.run_one(run, "[1/1]", output_dir, tmp_path, False, False, None)
+    assert not (output_dir / "metrics" / f"{run.name}.json").exists()
+
+
+def test_committed_replication_runs_are_full_runs_of_the_plan():
+    planned = {run.name: run for run in pipeline.replication_runs()}
+    for path in sorted(pipeline.KEPT_DIR.glob("*.json")):
+        copy = artifacts.read_json(path)
+        run = planned[path.stem]  # a KeyError names a run the plan dropped
+        assert copy["metrics"]["fast"] is False, path.name
+        assert copy["metrics"]["run"] == run.name
+        assert copy["record"]["parameters"] == {**run.parameters, "fast": False}
