@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 import papermill
 
-from benchmarks import head_commit
+from benchmarks import head_commit, results_file
 from helpers import artifacts, pipeline
 
 RESULTS = Path(__file__).parent / "results" / "ablation.json"
@@ -67,8 +67,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--only", nargs="+", metavar="CHANGE", choices=list(ROWS))
     parser.add_argument("--fast", action="store_true", help="tiny data (a check)")
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--output", type=Path, help="default: results/ (--fast: artifacts-fast/)"
+    )
     args = parser.parse_args()
+    args.output = args.output or results_file(RESULTS, args.fast)
     commit = head_commit()
     rows = artifacts.read_json_if_exists(args.output) or []
     for change, parameters in ROWS.items():

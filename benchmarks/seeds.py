@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import papermill
 
-from benchmarks import head_commit
+from benchmarks import head_commit, results_file
 from helpers import artifacts, pipeline
 
 RESULTS = Path(__file__).parent / "results" / "seeds.json"
@@ -37,9 +37,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--fast", action="store_true", help="tiny data (a check)")
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--output", type=Path, help="default: results/ (--fast: artifacts-fast/)"
+    )
     parser.add_argument("--reuse", type=Path, help="a finished run's metrics JSON")
     args = parser.parse_args()
+    args.output = args.output or results_file(RESULTS, args.fast)
     run = next(run for run in pipeline.RUNS if run.name == "cnn-plus")
     reused = artifacts.read_json(args.reuse) if args.reuse else {}
     notebook = papermill.inspect_notebook(str(pipeline.NOTEBOOK_DIR / run.notebook))

@@ -179,3 +179,13 @@ def test_setup_line_names_versions_and_device_and_warns_on_other_pins(
         f"Warning: keras {keras_version} is installed, requirements.txt pins 2.99.*: "
         "results may differ from the recorded ones."
     ]
+
+
+def test_a_fast_benchmark_check_never_writes_the_committed_results():
+    from benchmarks import ablation, results_file, seeds
+
+    for committed in (seeds.RESULTS, ablation.RESULTS):
+        assert results_file(committed, fast=False) == committed
+        check = results_file(committed, fast=True)
+        assert check.name == committed.name
+        assert check.parent == artifacts.default_output_dir(fast=True)

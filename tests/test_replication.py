@@ -163,6 +163,7 @@ def test_replication_notebook_shows_every_recipe_and_exports_a_pdf(fast_replicat
         assert f"{line}{accuracy.min():.2%}–{accuracy.max():.2%}" in text, line
     assert runs.groupby(["recipe", "split"]).size().max() == 2  # keras-ann / tail
     assert "nan" not in text.lower()
+    assert "of our standard deviations" not in text  # no group of three seeds
     assert "keras-ann: our stratified split gives a mean of " in text
     assert "keras-cnn: our stratified" not in text  # keras-cnn ran on tail only
     assert "One seed so far, no spread to judge: keras-ann / ours" in text
