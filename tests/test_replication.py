@@ -164,6 +164,8 @@ def test_replication_notebook_shows_every_recipe_and_exports_a_pdf(fast_replicat
     assert runs.groupby(["recipe", "split"]).size().max() == 2  # keras-ann / tail
     assert "nan" not in text.lower()
     assert "of our standard deviations" not in text  # no group of three seeds
+    flops = f"{runs['train_flops'].sum():.2e} training FLOPs"
+    assert f"{len(runs)} runs: {flops}," in text
     assert "keras-ann: our stratified split gives a mean of " in text
     assert "keras-cnn: our stratified" not in text  # keras-cnn ran on tail only
     assert "One seed so far, no spread to judge: keras-ann / ours" in text
