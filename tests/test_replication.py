@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import nbformat
 import pandas as pd
@@ -234,3 +235,6 @@ def test_committed_replication_runs_are_full_runs_of_the_plan():
         assert copy["metrics"]["fast"] is False, path.name
         assert copy["metrics"]["run"] == run.name
         assert copy["record"]["parameters"] == {**run.parameters, "fast": False}
+        # made with the notebook as committed: else the README table is stale
+        given = {**run.parameters, "fast": False, "output_dir": "anywhere"}
+        assert copy["record"] == pipeline.fingerprint(run, given, Path("anywhere"))
