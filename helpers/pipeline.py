@@ -310,8 +310,9 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def results_table(output_dir: Path) -> str:
-    """Return the README results table of every full run, as Markdown."""
+def results_table(output_dir: Path) -> str | None:
+    """Return the README results table of every full run, as Markdown (None
+    without any)."""
     columns = dict(run="run", params="parameters", epochs_run="epochs")
     columns |= dict(train_flops="training FLOPs", train_seconds="training (s)")
     columns |= dict(test_accuracy="test accuracy", test_loss="test loss")
@@ -319,6 +320,8 @@ def results_table(output_dir: Path) -> str:
     paths = sorted((output_dir / "metrics").glob("*.json"))
     runs = [artifacts.read_json(path) for path in paths]
     full = [run for run in runs if run.get("fast") is False and "recipe" not in run]
+    if not full:
+        return None
     frame = pd.DataFrame(full, columns=list(columns))
     return frame.rename(columns=columns).to_markdown(
         index=False,
@@ -327,15 +330,15 @@ def results_table(output_dir: Path) -> str:
     )
 
 
-def replication_markdown(output_dir: Path) -> str:
+def replication_markdown(output_dir: Path) -> str | None:
     """Return the README replication table of the full replication runs, as
-    Markdown (without any, a line saying so)."""
+    Markdown (None without any)."""
     runs = artifacts.load_replication(output_dir)
     runs = runs[~runs["fast"].astype(bool)] if not runs.empty else runs
     published = data.published()["published_accuracy"]
     table = stats.replication_table(runs, published)
     if table.empty:
-        return "No replication runs yet: `make replicate`."
+        return None
     low, high = (table[k].map("{:.4f}".format) for k in ("min", "max"))
     table["min–max"] = low + "–" + high
     table["inside"] = table["inside"].map({True: "yes", False: "no"})
@@ -346,14 +349,19 @@ def replication_markdown(output_dir: Path) -> str:
 
 def update_readme(output_dir: Path, readme: Path = README) -> None:
     """Rewrite the README's results and replication tables (between their markers)
-    from the metrics."""
+    from the metrics; a table with no full runs in `output_dir` is left as it is,
+    so `make replicate` alone keeps the results table and `make run` alone the
+    replication table."""
     text = readme.read_text()
     source = "\n\nFrom `artifacts/metrics/*.json`; regenerate with `make readme`.\n"
     tables = [
-        (RESULTS_MARKERS, results_table(output_dir)),
-        (REPLICATION_MARKERS, replication_markdown(output_dir)),
+        ("results", RESULTS_MARKERS, results_table(output_dir)),
+        ("replication", REPLICATION_MARKERS, replication_markdown(output_dir)),
     ]
-    for (start, end), table in tables:
+    for name, (start, end), table in tables:
+        if table is None:
+            print(f"README: {name} table left as it is (no full runs in {output_dir})")
+            continue
         before, rest = text.split(start, 1)
         after = rest.split(end, 1)[1]
         text = f"{before}{start}\n{table}{source}{end}{after}"

@@ -297,7 +297,7 @@ def test_readme_results_table_is_rewritten_between_its_markers(tmp_path):
         artifacts.write_json(tmp_path / "metrics" / f"{run}.json", record)
     readme = tmp_path / "README.md"
     start, end = pipeline.RESULTS_MARKERS
-    rest = "\n".join(pipeline.REPLICATION_MARKERS)
+    rest = "\nold replication\n".join(pipeline.REPLICATION_MARKERS)
     readme.write_text(f"intro\n{start}\nold table\n{end}\noutro\n{rest}\n")
     pipeline.update_readme(tmp_path, readme)
     text = readme.read_text()
@@ -309,6 +309,7 @@ def test_readme_results_table_is_rewritten_between_its_markers(tmp_path):
     assert "0.8700" in text
     assert "5.51e+13" in text
     assert "cnn-dropout" not in text  # a fast run is never in the results table
+    assert f"{rest}\n" in text  # no replication runs: that table is kept
 
 
 def test_a_cell_running_over_cell_timeout_fails_naming_notebook_and_cell(

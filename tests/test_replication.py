@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -92,7 +93,8 @@ def test_readme_replication_table_is_rewritten_from_full_runs_only(tmp_path):
         )
     pipeline.update_readme(tmp_path, readme)
     text = readme.read_text()
-    assert "old" not in text
+    assert "old table" not in text
+    assert f"{pipeline.RESULTS_MARKERS[0]}\nold\n" in text  # no full runs: kept
     assert text.startswith("intro\n")
     assert text.endswith("rest\n")
     row = next(line for line in text.splitlines() if line.startswith("| keras-ann"))
@@ -238,3 +240,31 @@ def test_committed_replication_runs_are_full_runs_of_the_plan():
         # made with the notebook as committed: else the README table is stale
         given = {**run.parameters, "fast": False, "output_dir": "anywhere"}
         assert copy["record"] == pipeline.fingerprint(run, given, Path("anywhere"))
+
+
+@needs_real_data
+def test_report_gives_the_replication_sentence_and_table_once_runs_exist(
+    fast_run, fast_replication, tmp_path
+):
+    def report_text(folder: Path) -> str:
+        nb = nbformat.read(folder / "notebooks" / "report.ipynb", 4)
+        return "\n".join(str(o) for c in nb.cells for o in c.get("outputs", []))
+
+    assert "No replication runs yet" in report_text(fast_run)
+    both = tmp_path / "both"
+    shutil.copytree(fast_run, both)
+    for path in (fast_replication / "metrics").glob("*.json"):
+        shutil.copy(path, both / "metrics")
+    command = ["-m", "helpers.pipeline", "--fast", "--only", "report", "--force"]
+    done = run_python(*command, "--output-dir", both, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = report_text(both)
+    table = stats.replication_table(
+        artifacts.load_replication(both), data.published()["published_accuracy"]
+    )
+    seeds = "Rerun at 1 to 2 seeds each, the range of our seeds' test accuracies"
+    inside = f"published figure in {table['inside'].sum()} of {len(table)} comparisons"
+    assert seeds in text
+    assert inside in text
+    for row in table.itertuples():
+        assert f"| {row.recipe} " in text, row.recipe
