@@ -17,9 +17,9 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from importlib.metadata import version
@@ -52,20 +52,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     If the block raises (or the process dies), ``path`` keeps its old content and no
     temporary file is left. A full or read-only folder raises OutputFolderError
-    naming the folder. The file gets the usual mode (0666 less the umask), not
-    ``mkstemp``'s 0600.
+    naming the folder.
     """
     path = Path(path)
-    tmp = None
+    tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(
-            prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
-        )
-        os.close(fd)
-        tmp = Path(name)
         yield tmp
-        tmp.chmod(0o666 & ~_read_umask())
         os.replace(tmp, path)
     except OSError as err:
         if err.errno not in _UNWRITABLE:
@@ -76,20 +69,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             "or choose another output folder (output_dir, --output-dir)."
         ) from err
     finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
 
 
 _UNWRITABLE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
-
-
-def _read_umask() -> int:
-    """The process's umask, read from Linux without setting it (other threads may
-    be creating files); 0o022 where Linux does not tell it."""
-    with contextlib.suppress(OSError, AttributeError):  # no /proc, no Umask line
-        status = Path("/proc/self/status").read_text()
-        return int(re.search(r"^Umask:\s+([0-7]+)", status, re.M).group(1), 8)
-    return 0o022
 
 
 LOCK_FILE = ".lock"  # in an output folder: held by the run writing there
@@ -232,19 +215,12 @@ def stderr_to(path: str | os.PathLike) -> Iterator[TextIO]:
 
 
 class TrainingFolder:
-    """The files that let a run's training survive ``kill -9``: ``checkpoints/<run>/``.
-
-    Holds the ``BackupAndRestore`` folder (``backup_dir``), the ``CSVLogger`` file
-    (``log_path``: every epoch of every session) and what the run started with: its
-    settings, and the model's layers and optimizer. When they differ, the folder
-    belongs to another experiment: it is cleared and training starts over.
-
-    Args:
-        output_dir: The run's output folder.
-        run: Run name, e.g. ``"cnn-baseline"``.
-        settings: JSON-serialisable training settings (epochs, batch size, ...),
-            with ``train_images``, the images of one epoch (for ``train_flops``).
-        model: The compiled model about to be fit.
+    """The files that let a run's training survive ``kill -9``: ``checkpoints/<run>/``
+    under ``output_dir``, with the ``BackupAndRestore`` folder (``backup_dir``), the
+    ``CSVLogger`` file (``log_path``: every epoch of every session) and what the run
+    started with: its ``settings`` (JSON; ``train_images`` is one epoch's images, for
+    ``train_flops``) and the compiled ``model``'s layers and optimizer. When these
+    differ, the folder belongs to another experiment: it is cleared, training restarts.
     """
 
     def __init__(self, output_dir, run: str, settings: dict, model: keras.Model):

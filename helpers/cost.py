@@ -14,38 +14,22 @@ if TYPE_CHECKING:
 
 
 def forward_macs(model: keras.Model) -> int:
-    """Return the multiply-adds of one image's forward pass through ``model``.
-
-    Counts the Conv2D, DepthwiseConv2D, SeparableConv2D and Dense layers (nested
-    models included); normalisation, pooling, additions and activations are not
-    counted, nor are other layer types. A layer is counted once, as applied to its
-    output shape: do not reuse one layer at two places. The model must be built
-    (an ``Input`` or one call).
-    """
+    """Return the multiply-adds of one image's forward pass through ``model``: its
+    ``Conv2D`` and ``Dense`` layers, nested models included (normalisation, pooling,
+    additions, activations and other layer types are not counted). A layer is
+    counted once, at its output shape; the model must be built."""
     from keras import layers
 
     total = 0
     for layer in model.layers:
         if hasattr(layer, "layers"):  # a nested model, e.g. a Sequential block
             total += forward_macs(layer)
-            continue
-        counted = (layers.Conv2D, layers.DepthwiseConv2D, layers.SeparableConv2D)
-        if not isinstance(layer, (*counted, layers.Dense)):
-            continue
-        channels_in, channels_out = layer.input.shape[-1], layer.output.shape[-1]
-        positions = layer.output.shape[1:-1]
-        pixels = math.prod(positions)  # output pixels (or a Dense layer's leading axes)
-        if isinstance(layer, layers.Dense):
-            total += pixels * channels_in * channels_out
-            continue
-        window = math.prod(layer.kernel_size)
-        if isinstance(layer, layers.SeparableConv2D):  # depthwise, then 1x1
-            depthwise = channels_in * layer.depth_multiplier
-            total += pixels * (window * depthwise + depthwise * channels_out)
-        elif isinstance(layer, layers.DepthwiseConv2D):
-            total += pixels * window * channels_out
-        else:
-            total += pixels * window * channels_in // layer.groups * channels_out
+        elif isinstance(layer, layers.Conv2D | layers.Dense):
+            channels_in, channels_out = layer.input.shape[-1], layer.output.shape[-1]
+            window = math.prod(getattr(layer, "kernel_size", ()))  # 1 for Dense
+            groups = getattr(layer, "groups", 1)
+            pixels = math.prod(layer.output.shape[1:-1])  # or Dense's leading axes
+            total += pixels * window * channels_in // groups * channels_out
     return total
 
 

@@ -249,17 +249,9 @@ class Splits:
         return Splits(*(a[:n] for a, n in zip(vars(self).values(), sizes, strict=True)))
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
 def _check_val_size(val_size: object, n: int, stratify: bool) -> None:
     low = NUM_CLASSES if stratify else 1
-    if not (_is_int(val_size) and low <= val_size <= n - low):
-        raise ValueError(
-            f"val_size={val_size!r} is not allowed: use a whole number from {low} to "
-            f"{n - low:,} ({n:,} training images)."
-        )
+    parameters.check_int("val_size", val_size, low, n - low)
 
 
 def split_indices(

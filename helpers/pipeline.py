@@ -1,19 +1,10 @@
 """Run every notebook headless with papermill and export each to PDF with nbconvert.
 
-Usage::
-
-    python -m helpers.pipeline [--fast] [--force] [--only RUN ...] [--list]
-                               [--output-dir DIR] [--reports-dir DIR] [--data-dir DIR]
-    python -m helpers.pipeline --replicate [--fast] ...  # the published recipes
-    python -m helpers.pipeline --update-readme   # README tables from the metrics
-
-A run whose notebook and parameters are unchanged since it last finished is
-skipped (``--force`` reruns it, e.g. after a change to ``helpers/``); the comparison
-and the report rerun whenever a metrics file changed. A replication run also
-keeps its record and metrics in ``benchmarks/results/replication/`` (committed), and
-is restored from there when that copy matches, so a fresh clone does not retrain it.
-``--fast`` (CI) shrinks the data and the epochs and writes to ``artifacts-fast/``,
-never to ``artifacts/`` or ``benchmarks/``.
+``python -m helpers.pipeline --help`` lists the options (``--replicate``: the
+published recipes; ``--update-readme``: the README tables from the metrics). A run
+whose notebook and parameters are unchanged since it finished is skipped, and a
+replication run kept in ``benchmarks/results/replication/`` is restored, not
+retrained. ``--fast`` (CI) writes to ``artifacts-fast/`` only.
 """
 
 from __future__ import annotations
@@ -107,13 +98,9 @@ def _digest(paths: Sequence[Path]) -> str:
 
 
 def fingerprint(run: Run, parameters: dict[str, Any], output_dir: Path) -> dict:
-    """Return what a finished run must match to be skipped.
-
-    The notebook and its parameters but the output folder, and for the comparison
-    and the report the files they read (``metrics/*.json``, ``data_summary.json``,
-    ``comparison.json``, ``helpers/published.csv``).
-    After changing ``helpers/``, rerun with ``--force``.
-    """
+    """Return what a finished run must match to be skipped: its notebook, its
+    parameters but the output folder and, for a summary, the files it reads (after
+    a change to ``helpers/``, rerun with ``--force``)."""
     reads = [*output_dir.glob("*.json"), *(output_dir / "metrics").glob("*.json")]
     inputs = [*sorted(reads), data.PUBLISHED_FILE] if run.summary else []
     notebook = _digest([NOTEBOOK_DIR / run.notebook])
@@ -315,8 +302,9 @@ def results_table(output_dir: Path) -> str | None:
     without any)."""
     columns = dict(run="run", params="parameters", epochs_run="epochs")
     columns |= dict(train_flops="training FLOPs", train_seconds="training (s)")
-    columns |= dict(test_accuracy="test accuracy", test_loss="test loss")
-    columns |= dict(macro_f1="macro F1")
+    columns |= dict(
+        test_accuracy="test accuracy", test_loss="test loss", macro_f1="macro F1"
+    )
     paths = sorted((output_dir / "metrics").glob("*.json"))
     runs = [artifacts.read_json(path) for path in paths]
     full = [run for run in runs if run.get("fast") is False and "recipe" not in run]

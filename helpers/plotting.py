@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -26,9 +26,7 @@ from helpers.data import CLASS_NAMES
 
 IMAGE_CMAP = "gray_r"  # dark garment on white paper reads best in print
 PAGE_WIDTH = 7.0  # inches: figures meant for a PDF page are drawn at this width
-# seaborn's "colorblind" palette, written out so colours never depend on a theme.
-PALETTE = ("#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161")
-PALETTE += ("#fbafe4", "#949494", "#ece133", "#56b4e9")
+PALETTE = tuple(sns.color_palette("colorblind").as_hex())  # fixed, whatever the theme
 RUN_COLORS = {
     "ann-baseline": "#0173b2",
     "ann-dropout": "#56b4e9",
@@ -165,27 +163,6 @@ def plot_learning_curves(histories: Mapping[str, pd.DataFrame]) -> Figure:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(title=f"{metric} per epoch", xlabel="epoch", ylabel=metric)
     axes[1].legend(fontsize=7, ncols=2 if len(histories) > 2 else 1)
-    return fig
-
-
-def plot_grad_cam(
-    images: Sequence[np.ndarray],
-    heatmaps: Sequence[np.ndarray],
-    titles: Sequence[str],
-    correct: Sequence[bool],
-    n_cols: int = 6,
-) -> Figure:
-    """Show uint8 images (28, 28[, 1]) with their Grad-CAM heat maps (floats in
-    [0, 1], any size) laid over them, page-wide; titles green when ``correct``."""
-    n_rows = math.ceil(len(images) / n_cols)
-    fig, axes = image_grid(n_rows, n_cols, cell=PAGE_WIDTH / n_cols)
-    for ax, image, heat, title, right in zip(
-        axes.flat, images, heatmaps, titles, correct, strict=False
-    ):
-        ax.imshow(image.squeeze(), cmap=IMAGE_CMAP, vmin=0, vmax=255)
-        ax.imshow(heat, cmap="turbo", alpha=0.5, extent=(-0.5, 27.5, 27.5, -0.5))
-        ax.set_title(title, fontsize=7, color="#029e73" if right else "#d55e00")
-    fig.suptitle("Grad-CAM of the predicted class: where the CNN looks", fontsize=9)
     return fig
 
 

@@ -11,17 +11,9 @@ from scipy import stats
 def bootstrap_accuracy_ci(
     correct: np.ndarray, confidence: float = 0.95, n_resamples: int = 10_000, seed=0
 ) -> tuple[float, float]:
-    """Percentile-bootstrap confidence interval of an accuracy.
-
-    Args:
-        correct: bool (n,), whether each test image was classified right.
-        confidence: Coverage of the interval.
-        n_resamples: Bootstrap resamples of the n images.
-        seed: Seed of the resampling (same seed, same interval).
-
-    Returns:
-        ``(low, high)`` bounds of the mean of ``correct``.
-    """
+    """Return ``(low, high)``: the percentile-bootstrap interval of the accuracy of
+    ``correct``, bool (n,) (whether each test image was classified right), over
+    ``n_resamples`` resamples of the n images; the same ``seed``, the same interval."""
     result = stats.bootstrap(
         (np.asarray(correct, dtype=np.float64),),
         np.mean,
@@ -34,19 +26,11 @@ def bootstrap_accuracy_ci(
 
 
 def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:
-    """McNemar's exact test of two classifiers scored on the same images.
-
-    Only the images exactly one of them gets right count: under the null hypothesis
-    each such image is a fair coin, so the p-value is a two-sided binomial test.
-
-    Args:
-        correct_a: bool (n,), whether classifier A got each image right.
-        correct_b: bool (n,), the same for classifier B on the same images.
-
-    Returns:
-        ``only_a`` and ``only_b`` (image counts) and the two-sided ``p_value``
-        (1.0 when no image separates them).
-    """
+    """McNemar's exact test of two classifiers scored on the same images:
+    ``correct_a``, ``correct_b`` bool (n,). Only the images exactly one gets right
+    count; under the null hypothesis each is a fair coin, so the p-value is a
+    two-sided binomial test. Returns ``only_a``, ``only_b`` (image counts) and
+    ``p_value`` (1.0 when no image separates them)."""
     a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
     only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
     n = only_a + only_b
