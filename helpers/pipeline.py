@@ -15,6 +15,7 @@ import hashlib
 import multiprocessing
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -286,12 +287,17 @@ def run_all(
 
 
 def _exit_with_parent(parent: int) -> None:
-    """In a pool worker: exit once the runner that started it is gone (``kill -9``),
-    so that its notebook kernel, which watches its own parent, stops too."""
+    """In a pool worker: once the runner that started it is gone (``kill -9``), kill
+    its notebook kernel (at once: the kernel's own watch of its parent takes up to a
+    second, time for another epoch and its backup) and exit."""
 
     def watch() -> None:
         while os.getppid() == parent:
-            time.sleep(1)
+            time.sleep(0.2)
+        for stat in Path("/proc").glob("[0-9]*/stat"):  # the kernel: a child
+            with contextlib.suppress(OSError, ValueError):
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == os.getpid():
+                    os.kill(int(stat.parent.name), signal.SIGKILL)
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
