@@ -294,8 +294,9 @@ def save_run(
     :mod:`helpers.cost`; images seen = ``train_images`` x epochs run),
     ``test_accuracy``, ``macro_f1`` and
     ``per_class`` (from ``report``, scikit-learn's ``classification_report(...,
-    output_dict=True)``), ``metrics`` (settings and scores), the training summary
-    and :func:`environment`. Returns them.
+    output_dict=True)``), ``val_accuracy`` (the last epoch's, unless ``metrics``
+    gives it), ``metrics`` (settings and scores), the training summary and
+    :func:`environment`. Returns them.
     """
     output_dir = Path(output_dir)
     (output_dir / "metrics" / f"{run}.json").unlink(missing_ok=True)  # not complete
@@ -311,6 +312,7 @@ def save_run(
         "test_accuracy": report["accuracy"],
         "macro_f1": report["macro avg"]["f1-score"],
         "per_class": {k: v for k, v in report.items() if isinstance(v, dict)},
+        "val_accuracy": summary["history"].get("val_accuracy", [None])[-1],
         **metrics,
         **summary,
         **environment(),

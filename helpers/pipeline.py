@@ -1,10 +1,13 @@
 """Run every notebook headless with papermill and export each to PDF with nbconvert.
 
-``python -m helpers.pipeline --help`` lists the options (``--replicate``: the
-published recipes; ``--update-readme``: the README tables from the metrics). A run
-whose notebook and parameters are unchanged since it finished is skipped, and a
-replication run kept in ``benchmarks/results/replication/`` is restored, not
-retrained. ``--fast`` (CI) writes to ``artifacts-fast/`` only.
+``python -m helpers.pipeline --help`` lists the options (``--seeds``: the main runs
+at several seeds; ``--replicate``: the published recipes; ``--update-readme``: the
+README tables from the metrics). A run whose notebook code and parameters are
+unchanged since it finished is skipped. Seed and replication runs are committed in
+``benchmarks/results/seeds/`` and ``.../replication/``: the main run restores them
+(never retrains them; a stale one is marked ``stale``), ``--seeds`` and
+``--replicate`` retrain only the missing and stale ones. ``--fast`` (CI) writes to
+``artifacts-fast/`` only.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import multiprocessing
 import os
 import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -33,7 +37,7 @@ NOTEBOOK_DIR = artifacts.PROJECT_ROOT / "notebooks"
 README = artifacts.PROJECT_ROOT / "README.md"
 RESULTS_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
 REPLICATION_MARKERS = ("<!-- replication:start -->", "<!-- replication:end -->")
-KEPT_DIR = artifacts.PROJECT_ROOT / "benchmarks" / "results" / "replication"
+KEPT_ROOT = artifacts.PROJECT_ROOT / "benchmarks" / "results"  # <group>/<run>.json
 
 
 @dataclass(frozen=True)
@@ -45,25 +49,48 @@ class Run:
     parameters: dict[str, Any] = field(default_factory=dict)
     summary: bool = False  # reads the other runs' metrics
     hide_input: bool = False  # PDF without code (the report)
-    pdf: bool = True  # exported to reports/ (not each replication run)
-    kept: bool = False  # its record and metrics committed in KEPT_DIR (replication)
+    pdf: bool = True  # exported to reports/ (not each seed or replication run)
+    kept: str = ""  # its record and metrics committed in KEPT_ROOT / kept (a group)
+    seeds: range = range(0)  # the seeds `make seeds` trains a model run at
 
 
 RUNS = (
     Run("01_eda", "01_eda.ipynb"),
-    Run("ann-baseline", "02_ann.ipynb", {"variant": "baseline"}),
-    Run("ann-dropout", "02_ann.ipynb", {"variant": "dropout"}),
-    Run("cnn-baseline", "03_cnn.ipynb", {"variant": "baseline"}),
-    Run("cnn-dropout", "03_cnn.ipynb", {"variant": "dropout"}),
-    Run("cnn-plus", "04_cnn_plus.ipynb"),
+    Run("ann-baseline", "02_ann.ipynb", {"variant": "baseline"}, seeds=range(42, 47)),
+    Run("ann-dropout", "02_ann.ipynb", {"variant": "dropout"}, seeds=range(42, 47)),
+    Run("cnn-baseline", "03_cnn.ipynb", {"variant": "baseline"}, seeds=range(42, 47)),
+    Run("cnn-dropout", "03_cnn.ipynb", {"variant": "dropout"}, seeds=range(42, 47)),
+    Run("cnn-plus", "04_cnn_plus.ipynb", seeds=range(42, 45)),  # 10 min a seed
     Run("05_comparison", "05_comparison.ipynb", summary=True),
+    Run("07_replication", "07_replication.ipynb", summary=True),
     Run("report", "report.ipynb", summary=True, hide_input=True),
 )
 
 
+def seed_runs(fast: bool = False) -> tuple[Run, ...]:
+    """The runs of ``make seeds``: each main model run at its seeds, named
+    ``<run>-s<seed>`` (the ``name`` parameter of 02-04), committed in
+    ``benchmarks/results/seeds/``. Fast mode (CI): ann-baseline at two seeds."""
+    plan = [(run, run.seeds) for run in RUNS if run.seeds]
+    if fast:
+        plan = [(run, range(42, 44)) for run, _ in plan[:1]]
+    return tuple(
+        Run(
+            f"{run.name}-s{seed}",
+            run.notebook,
+            {**run.parameters, "seed": seed, "name": f"{run.name}-s{seed}"},
+            pdf=False,
+            kept="seeds",
+        )
+        for run, seeds in plan
+        for seed in seeds
+    )
+
+
 def replication_runs(fast: bool = False) -> tuple[Run, ...]:
-    """The runs of ``make replicate``: each published recipe at several seeds (the
-    Keras study's at 5 on our split and on its own, the others at 2 on their own),
+    """The runs of ``make replicate``: each published recipe at several seeds (at 5,
+    the Keras study's on our split and on its own, the others on their own; the
+    Enhanced CNN paper's two readings, the longest, at 3),
     the Keras study's first, the Enhanced CNN paper's (the longest) last, then
     ``07_replication``. Fast mode (CI): one seed of each on its own split, plus the
     Keras study's ANN at a second seed and on our split."""
@@ -71,7 +98,8 @@ def replication_runs(fast: bool = False) -> tuple[Run, ...]:
     others = ["keras-readme-ann", "torch-b-ann", "torch-a-ann", "torch-b-cnn"]
     others += ["torch-a-cnn", "enhanced-table", "enhanced-text"]
     plan = [(recipe, split, range(42, 47)) for recipe, split in keras_study]
-    plan += [(recipe, None, range(42, 44)) for recipe in others]
+    plan += [(recipe, None, range(42, 47)) for recipe in others[:5]]
+    plan += [(recipe, None, range(42, 45)) for recipe in others[5:]]  # 15-30 min
     if fast:
         seeds = {("keras-ann", "tail"): range(42, 44), ("keras-ann", "ours"): [42]}
         plan = [(r, s, seeds.get((r, s), [42])) for r, s, _ in plan]
@@ -83,7 +111,7 @@ def replication_runs(fast: bool = False) -> tuple[Run, ...]:
             "06_published_recipes.ipynb",
             {"recipe": recipe, "split": split or own[recipe], "seed": seed},
             pdf=False,
-            kept=True,
+            kept="replication",
         )
         for recipe, split, seeds in plan
         for seed in seeds
@@ -98,28 +126,83 @@ def _digest(paths: Sequence[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
+def code_digest(notebook: Path) -> str:
+    """The digest of a notebook's code cells' source: what can change a run's
+    numbers. Markdown, tags, metadata and outputs do not count."""
+    import nbformat
+
+    cells = nbformat.read(notebook, as_version=4).cells
+    code = "\n\0".join(cell.source for cell in cells if cell.cell_type == "code")
+    return hashlib.sha256(code.encode()).hexdigest()[:16]
+
+
 def fingerprint(run: Run, parameters: dict[str, Any], output_dir: Path) -> dict:
-    """Return what a finished run must match to be skipped: its notebook, its
-    parameters but the output folder and, for a summary, the files it reads (after
-    a change to ``helpers/``, rerun with ``--force``)."""
+    """Return what a finished run must match to be skipped: its notebook's code,
+    its parameters but the output folder and, for a summary, the files it reads
+    (after a change to ``helpers/``, rerun with ``--force``)."""
     reads = [*output_dir.glob("*.json"), *(output_dir / "metrics").glob("*.json")]
     inputs = [*sorted(reads), data.PUBLISHED_FILE] if run.summary else []
-    notebook = _digest([NOTEBOOK_DIR / run.notebook])
+    notebook = code_digest(NOTEBOOK_DIR / run.notebook)
     given = {k: v for k, v in parameters.items() if k != "output_dir"}
     return {"notebook": notebook, "inputs": _digest(inputs), "parameters": given}
 
 
+def kept_path(run: Run) -> Path:
+    """Where a seed or replication run's record and metrics are committed."""
+    return KEPT_ROOT / run.kept / f"{run.name}.json"
+
+
 def restore_kept(run: Run, expected: dict, output_dir: Path) -> Path | None:
     """Copy a kept run's metrics into ``output_dir`` and mark the run finished, if
-    its committed copy in KEPT_DIR was made with the same notebook and parameters;
-    return the copy's path, or None."""
-    kept = KEPT_DIR / f"{run.name}.json"
+    its committed copy was made with the same notebook code and parameters; return
+    the copy's path, or None."""
+    kept = kept_path(run)
     copy = artifacts.read_json_if_exists(kept) if run.kept else None
     if not copy or copy["record"] != expected:
         return None
     artifacts.write_json(output_dir / "metrics" / f"{run.name}.json", copy["metrics"])
     artifacts.write_json(output_dir / "runs" / f"{run.name}.json", expected)
     return kept
+
+
+def restore_committed(runs: Sequence[Run], output_dir: Path) -> None:
+    """Copy the committed metrics of ``runs`` (seed and replication runs) into
+    ``output_dir``, retraining none: a copy made with other notebook code or
+    parameters is restored with ``stale`` set to the commit it was made at, and
+    the stale ones are named in one line."""
+    stale, missing = [], []
+    for run in runs:
+        copy = artifacts.read_json_if_exists(kept_path(run))
+        if not copy:
+            missing.append(run.name)
+            continue
+        full = {**run.parameters, "fast": False, "output_dir": "anywhere"}
+        current = copy["record"] == fingerprint(run, full, output_dir)
+        metrics = {**copy["metrics"], "stale": None if current else copy["commit"]}
+        artifacts.write_json(output_dir / "metrics" / f"{run.name}.json", metrics)
+        if not current:
+            stale.append(f"{run.name} ({copy['commit']})")
+    print(f"restored {len(runs) - len(missing)} committed seed and replication runs")
+    if stale:
+        print(
+            f"stale, shown as such until `make seeds` or `make replicate` retrains"
+            f" them: {', '.join(stale)}",
+            flush=True,
+        )
+    if missing:
+        print(f"not trained yet (`make seeds`, `make replicate`): {', '.join(missing)}")
+
+
+def head_commit() -> str:
+    """The short hash of the checked-out commit, recorded beside each kept run."""
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=artifacts.PROJECT_ROOT,
+        check=False,
+    )
+    return done.stdout.strip() or "unknown"
 
 
 # TensorFlow's C++ start-up lines on stderr, and the box-drawing characters of
@@ -245,8 +328,9 @@ def run_one(run: Run, tag: str, output_dir: Path, reports_dir: Path, *options) -
     artifacts.write_json(record, finished)
     metrics = output_dir / "metrics" / f"{run.name}.json"
     if run.kept and not fast:  # committed: a fresh clone need not retrain it
-        copy = {"record": finished, "metrics": artifacts.read_json(metrics)}
-        artifacts.write_json(KEPT_DIR / f"{run.name}.json", copy)
+        copy = {"record": finished, "commit": head_commit()}
+        copy |= {"metrics": artifacts.read_json(metrics)}
+        artifacts.write_json(kept_path(run), copy)
     seconds = time.perf_counter() - start
     made = pdf if run.pdf else metrics
     print(f"{tag}: done in {seconds:.0f} s -> {_shown(made)}", flush=True)
@@ -259,10 +343,13 @@ def run_all(
     fast: bool = False,
     force: bool = False,
     data_dir: str | None = None,
+    restore: Sequence[Run] = (),
 ) -> None:
-    """Run ``runs`` in order, skipping those already finished with the same inputs.
+    """Run ``runs`` in order, skipping those already finished with the same inputs;
+    before the summaries, restore the committed runs ``restore`` (see
+    :func:`restore_committed`).
 
-    In fast mode (CI) the runs before the comparison go two at a time, each in its
+    In fast mode (CI) the runs before the summaries go two at a time, each in its
     own process; a full run goes one at a time, so its timings stay undisturbed.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # kernels inherit it
@@ -283,6 +370,9 @@ def run_all(
                 future.result()
         jobs = [job for job in jobs if job[0].summary]
     for job in jobs:
+        if restore and job[0].summary:
+            restore_committed(restore, output_dir)
+            restore = ()
         run_one(*job, data_dir)
 
 
@@ -373,12 +463,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output-dir", type=Path, help="default: artifacts/")
     parser.add_argument("--reports-dir", type=Path, help="default: reports/")
     parser.add_argument("--data-dir", help="folder with the Fashion-MNIST files")
+    parser.add_argument("--seeds", action="store_true", help="the seed runs")
     parser.add_argument(
         "--replicate", action="store_true", help="the published recipes"
     )
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args(argv)
-    every = replication_runs(args.fast) if args.replicate else RUNS
+    every = seed_runs(args.fast) if args.seeds else ()
+    every += replication_runs(args.fast) if args.replicate else ()
+    every = every or RUNS
+    committed = (*seed_runs(), *replication_runs()[:-1])  # restored by the main run
     if args.list:
         print("\n".join(f"{r.name:24} notebooks/{r.notebook}" for r in every))
         return 0
@@ -404,7 +498,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             output_dir / "reports" if args.fast else artifacts.PROJECT_ROOT / "reports"
         )
         options = (args.fast, args.force, args.data_dir)
-        run_all(runs, output_dir, reports_dir.resolve(), *options)
+        restore = committed if every is RUNS else ()
+        run_all(runs, output_dir, reports_dir.resolve(), *options, restore=restore)
     return 0
 
 
