@@ -1,17 +1,9 @@
-"""Optional benchmarks: inference speed, the cnn-plus ablation and seeds."""
+"""Optional benchmarks: inference speed and the cnn-plus ablation."""
 
-import subprocess
 from pathlib import Path
 
 from helpers import artifacts
-
-
-def head_commit() -> str:
-    """The short hash of the checked-out commit, recorded beside each result."""
-    done = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    )
-    return done.stdout.strip()
+from helpers.pipeline import head_commit  # noqa: F401  (recorded beside each result)
 
 
 def results_file(committed: Path, fast: bool) -> Path:

@@ -322,20 +322,40 @@ def save_run(
     return record
 
 
+SEED_RUN = re.compile(r"(?P<of>.+)-s(?P<seed>\d+)")  # <run>-s<seed>: make seeds
+
+
 def load_runs(output_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """Return run name -> metrics of every run with predictions but the replication
-    runs of ``06_published_recipes``, in name order, with
-    ``probabilities`` (float32 (n, 10)) added and ``history`` as a DataFrame."""
+    """Return run name -> metrics of every main run with predictions (not the seed
+    runs, nor the replication runs of ``06_published_recipes``), in name order,
+    with ``probabilities`` (float32 (n, 10)) added and ``history`` as a DataFrame."""
     output_dir = Path(output_dir)
     runs = {}
     for path in sorted((output_dir / "metrics").glob("*.json")):
         predictions = output_dir / "predictions" / f"{path.stem}.npy"
+        if not predictions.is_file() or SEED_RUN.fullmatch(path.stem):
+            continue
         metrics = read_json(path)
-        if predictions.is_file() and "recipe" not in metrics:  # not a replication
+        if "recipe" not in metrics:  # not a replication
             metrics["probabilities"] = np.load(predictions)
             metrics["history"] = pd.DataFrame(metrics["history"])
             runs[path.stem] = metrics
     return runs
+
+
+def load_seed_runs(output_dir: str | os.PathLike) -> pd.DataFrame:
+    """Return one row per seed run ``<run>-s<seed>`` of a main run (``make
+    seeds``): its metrics, with ``of`` (the main run) and ``stale`` (None, or the
+    commit of a run made with other code, see ``pipeline.restore_committed``); in
+    name order; empty if none."""
+    rows = []
+    for path in sorted((Path(output_dir) / "metrics").glob("*.json")):
+        match = SEED_RUN.fullmatch(path.stem)
+        metrics = read_json(path) if match else {}
+        if match and "recipe" not in metrics:
+            rows.append({"stale": None, **metrics, "of": match["of"]})
+    columns = ["of", "seed", "test_accuracy", "val_accuracy", "train_flops", "stale"]
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)
 
 
 def load_replication(output_dir: str | os.PathLike) -> pd.DataFrame:

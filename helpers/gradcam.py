@@ -1,6 +1,8 @@
 """Grad-CAM: which pixels raised the predicted class's score.
 
-The keras-io example (``examples/vision/grad_cam.py``, by fchollet), batched.
+The keras-io example (``examples/vision/grad_cam.py``, by fchollet), batched: the
+gradient of the class *score* (the last ``Dense`` without its softmax), the map
+resized smoothly (bilinear) to the image and scaled to [0, 1].
 """
 
 from __future__ import annotations
@@ -23,32 +25,37 @@ def last_conv_layer_name(model: keras.Model) -> str:
 def make_gradcam_heatmap(
     images: np.ndarray, model: keras.Model, layer_name: str | None = None
 ) -> np.ndarray:
-    """Grad-CAM heat maps of each image's predicted class.
+    """Grad-CAM heat maps of each image's predicted class, at the image's size.
 
     Args:
         images: A batch the model takes, e.g. uint8 (n, 28, 28, 1).
-        model: A functional or Sequential model ending in class scores.
+        model: A functional or Sequential model whose last layer is a ``Dense``
+            (its softmax is left out: the gradient is the class score's, as in
+            keras-io, where the probability's saturates).
         layer_name: The convolution whose feature maps are weighted; default the
             last ``Conv2D``.
 
     Returns:
-        float32 (n, h, w) maps in [0, 1] at that layer's resolution.
+        float32 (n, height, width) maps, resized bilinearly from that layer's
+        resolution to the images', each scaled to a maximum of 1.
     """
     layer = model.get_layer(layer_name or last_conv_layer_name(model))
+    head = model.layers[-1]  # the class scores: features @ kernel + bias
     if isinstance(model, keras.Sequential):  # trace it again: layer.output may
         x = inputs = keras.Input(model.input_shape[1:])  # belong to an older graph
         outputs = {}
-        for each in model.layers:
+        for each in model.layers[:-1]:
             x = outputs[each.name] = each(x)
         grad_model = keras.Model(inputs, [outputs[layer.name], x])
     else:
-        grad_model = keras.Model(model.inputs, [layer.output, model.outputs[0]])
+        grad_model = keras.Model(model.inputs, [layer.output, head.input])
     with tf.GradientTape() as tape:
-        feature_maps, predictions = grad_model(tf.cast(images, tf.float32))
-        top_class = tf.argmax(predictions, axis=1)
-        class_score = tf.gather(predictions, top_class, batch_dims=1)
+        feature_maps, features = grad_model(tf.cast(images, tf.float32))
+        scores = tf.matmul(features, head.kernel) + head.bias  # before the softmax
+        class_score = tf.gather(scores, tf.argmax(scores, axis=1), batch_dims=1)
     grads = tape.gradient(class_score, feature_maps)
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)  # one per channel
     heatmaps = tf.nn.relu(tf.reduce_sum(feature_maps * weights, axis=-1))
-    peak = tf.reduce_max(heatmaps, axis=(1, 2), keepdims=True)
-    return (heatmaps / tf.maximum(peak, 1e-12)).numpy()
+    heatmaps = tf.image.resize(heatmaps[..., None], images.shape[1:3], "bilinear")
+    peak = tf.reduce_max(heatmaps, axis=(1, 2, 3), keepdims=True)
+    return (heatmaps / tf.maximum(peak, 1e-12))[..., 0].numpy()

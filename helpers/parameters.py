@@ -4,6 +4,7 @@ with one line naming the parameter, the value given and what is allowed."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -80,6 +81,14 @@ def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     allowed = tuple(allowed)
     if value not in allowed:
         raise _fail(name, value, "use one of " + ", ".join(map(repr, allowed)))
+    return value
+
+
+def check_name(name: str, value: Any) -> str | None:
+    """Return None, or ``value`` if it can name a run's files (letters, digits,
+    ``-``, ``_`` and ``.``, not starting with a dot)."""
+    if value is not None and not re.fullmatch(r"[\w-][\w.-]*", str(value), re.A):
+        raise _fail(name, value, "use None or letters, digits, '-', '_' and '.'")
     return value
 
 

@@ -345,14 +345,15 @@ def run_all(
     data_dir: str | None = None,
     restore: Sequence[Run] = (),
 ) -> None:
-    """Run ``runs`` in order, skipping those already finished with the same inputs;
-    before the summaries, restore the committed runs ``restore`` (see
-    :func:`restore_committed`).
+    """Restore the committed runs ``restore`` (see :func:`restore_committed`), then
+    run ``runs`` in order, skipping those already finished with the same inputs.
 
     In fast mode (CI) the runs before the summaries go two at a time, each in its
     own process; a full run goes one at a time, so its timings stay undisturbed.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # kernels inherit it
+    if restore:
+        restore_committed(restore, output_dir)
     jobs = [
         (run, f"[{k}/{len(runs)}] {run.name}", output_dir, reports_dir, fast, force)
         for k, run in enumerate(runs, 1)
@@ -370,9 +371,6 @@ def run_all(
                 future.result()
         jobs = [job for job in jobs if job[0].summary]
     for job in jobs:
-        if restore and job[0].summary:
-            restore_committed(restore, output_dir)
-            restore = ()
         run_one(*job, data_dir)
 
 
@@ -416,19 +414,20 @@ def results_table(output_dir: Path) -> str | None:
 
 def replication_markdown(output_dir: Path) -> str | None:
     """Return the README replication table of the full replication runs, as
-    Markdown (None without any)."""
+    Markdown (None without any): each published figure against the 95% prediction
+    interval for one new run of its recipe."""
     runs = artifacts.load_replication(output_dir)
     runs = runs[~runs["fast"].astype(bool)] if not runs.empty else runs
     published = data.published()["published_accuracy"]
     table = stats.replication_table(runs, published)
     if table.empty:
         return None
-    low, high = (table[k].map("{:.4f}".format) for k in ("min", "max"))
-    table["min–max"] = low + "–" + high
-    table["inside"] = table["inside"].map({True: "yes", False: "no"})
+    low, high = (table[k].map("{:.4f}".format) for k in ("pi_low", "pi_high"))
+    table["95% prediction interval"] = low + "–" + high
     table["std"] = table["std"].map(lambda sd: "–" if pd.isna(sd) else f"{sd:.4f}")
-    columns = ["recipe", "split", "published", "mean", "std", "min–max", "seeds"]
-    return table[[*columns, "inside"]].to_markdown(index=False, floatfmt=".4f")
+    columns = ["recipe", "split", "published", "mean", "std", "seeds"]
+    columns += ["95% prediction interval", "verdict"]
+    return table[columns].to_markdown(index=False, floatfmt=".4f")
 
 
 def update_readme(output_dir: Path, readme: Path = README) -> None:

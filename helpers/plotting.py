@@ -197,3 +197,40 @@ def plot_accuracy_ci(
         xlabel=f"test accuracy with 95% bootstrap CI (axis starts at {left:.3f})",
     )
     return ax
+
+
+def plot_accuracy_vs_flops(points: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Draw test accuracy against training FLOPs (log x): one marker per network
+    at its seeds' mean, a bar over their range, and each seed as a dot.
+
+    ``points``: one row per seed run, with ``name`` (the network), ``group``
+    (``"main run"`` or ``"replication"``), ``train_flops`` and ``test_accuracy``.
+    """
+    ax = _axes(ax, (PAGE_WIDTH, 4.2))
+    markers = {"main run": "o", "replication": "s"}
+    for (group, name), rows in points.groupby(["group", "name"], sort=False):
+        x, y = rows["train_flops"].median(), rows["test_accuracy"]
+        colour = run_color(name) if group == "main run" else "0.45"
+        ax.scatter(rows["train_flops"], y, s=8, color=colour, alpha=0.5)
+        ax.errorbar(
+            x,
+            y.mean(),
+            yerr=[[y.mean() - y.min()], [y.max() - y.mean()]],
+            fmt=markers[group],
+            color=colour,
+            capsize=3,
+        )
+        ax.annotate(name, (x, y.mean()), (4, 3), textcoords="offset points", size=6)
+    ax.set_xscale("log")
+    handles = [
+        plt.Line2D([], [], marker=m, ls="", color="0.3", label=g)
+        for g, m in markers.items()
+        if g in set(points["group"])
+    ]
+    ax.legend(handles=handles, fontsize=7, loc="lower right")
+    ax.set(
+        title="Accuracy per unit of compute: seed mean, range and every seed",
+        xlabel="training FLOPs (log scale)",
+        ylabel="test accuracy",
+    )
+    return ax

@@ -91,8 +91,9 @@ def preprocess_image(path: str | os.PathLike) -> np.ndarray:
 
 def find_model(output_dir: str | os.PathLike | None = None) -> Path:
     """Return ``<output_dir>/models/<run>.keras`` (default ``artifacts/``) of the
-    ``metrics/*.json`` run with the best ``test_accuracy`` among full (``fast``
-    false) runs named ``cnn*`` that saved a model; else raise ModelLoadError."""
+    ``metrics/*.json`` run with the best ``val_accuracy`` (a choice made on the
+    validation split, never the test split) among full (``fast`` false) runs named
+    ``cnn*`` that saved a model; else raise ModelLoadError."""
     folder = Path(output_dir or default_output_dir())
     fix = "run `make run` or pass --model PATH"
     if not folder.is_dir():
@@ -102,7 +103,7 @@ def find_model(output_dir: str | os.PathLike | None = None) -> Path:
     for metrics_file in sorted((folder / "metrics").glob("*.json")):
         try:
             metrics = json.loads(metrics_file.read_text())
-            run, accuracy = str(metrics["run"]), float(metrics["test_accuracy"])
+            run, accuracy = str(metrics["run"]), float(metrics["val_accuracy"])
         except (OSError, ValueError, TypeError, KeyError):
             continue  # not a run's metrics file
         model_file = folder / "models" / f"{run}.keras"

@@ -38,18 +38,63 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, flo
     return {"only_a": only_a, "only_b": only_b, "p_value": float(p_value)}
 
 
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjustment of ``p_values`` (m tests): the k-th smallest is
+    multiplied by m - k + 1, kept monotone and capped at 1. An adjusted p below
+    0.05 keeps the chance of any false "different" over all m tests under 5%. A
+    NaN p-value (no spread to test) counts as 1."""
+    p = np.nan_to_num(np.asarray(p_values, dtype=np.float64), nan=1.0)
+    order = np.argsort(p)
+    steps = np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order])
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(steps, 1.0)
+    return adjusted
+
+
+def prediction_interval(values, level: float = 0.95) -> tuple[float, float]:
+    """Return the ``level`` prediction interval for one new draw from the
+    population of ``values`` (n >= 2 seeds' accuracies): mean ± t(1 - (1 - level)
+    / 2, n - 1) · sd · √(1 + 1/n), sd with ddof 1. (nan, nan) for one value."""
+    values = np.asarray(values, dtype=np.float64)
+    n = len(values)
+    if n < 2:
+        return float("nan"), float("nan")
+    t = stats.t.ppf(1 - (1 - level) / 2, n - 1)
+    half = t * values.std(ddof=1) * np.sqrt(1 + 1 / n)
+    return float(values.mean() - half), float(values.mean() + half)
+
+
 def replication_table(runs: pd.DataFrame, published: pd.Series) -> pd.DataFrame:
     """Return one row per recipe and split of the replication ``runs``
     (:func:`helpers.artifacts.load_replication`), in the order of ``published``
     (recipe -> published test accuracy): that figure, the seeds' mean, standard
-    deviation (ddof 1), min and max, their number, and whether the published figure
-    lies inside the seeds' range."""
+    deviation (ddof 1) and number, the 95% prediction interval for one new run
+    (:func:`prediction_interval`) and the verdict on the published figure:
+    ``consistent`` (inside it), ``above`` or ``below`` it, or ``one seed``."""
     if runs.empty:
         return pd.DataFrame()
     order = {recipe: k for k, recipe in enumerate(published.index)}
     runs = runs.sort_values("recipe", key=lambda r: r.map(order), kind="stable")
     groups = runs.groupby(["recipe", "split"], sort=False)["test_accuracy"]
-    table = groups.agg(["mean", "std", "min", "max", "count"]).reset_index()
+    table = groups.agg(["mean", "std", "count"]).reset_index()
     table.insert(2, "published", table["recipe"].map(published))
-    table["inside"] = table["published"].between(table["min"], table["max"])
+    bounds = groups.agg(prediction_interval).tolist()
+    table["pi_low"], table["pi_high"] = zip(*bounds, strict=True)
+    table["verdict"] = np.select(
+        [
+            table["pi_low"].isna(),
+            table["published"] > table["pi_high"],
+            table["published"] < table["pi_low"],
+        ],
+        ["one seed", "above", "below"],
+        "consistent",
+    )
     return table.rename(columns={"count": "seeds"})
+
+
+def seed_spread(accuracies) -> str:
+    """Return a recipe's seed accuracies as prose: ``"93.27% ± 0.03% (seed mean ±
+    sd, n = 3)"`` (sd with ddof 1; ``"± –"`` for one seed)."""
+    values = pd.Series(accuracies, dtype=np.float64)
+    sd = f"{values.std():.2%}" if len(values) > 1 else "–"
+    return f"{values.mean():.2%} ± {sd} (seed mean ± sd, n = {len(values)})"

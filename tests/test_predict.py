@@ -281,13 +281,14 @@ def test_bad_image_is_refused_in_one_line_naming_the_file(tmp_path, write, reaso
 def write_metrics(folder: Path, run: str, accuracy: float, fast: bool, model: bool):
     (folder / "metrics").mkdir(parents=True, exist_ok=True)
     (folder / "models").mkdir(exist_ok=True)
-    metrics = {"run": run, "test_accuracy": accuracy, "fast": fast}
+    metrics = {"run": run, "val_accuracy": accuracy, "fast": fast}
+    metrics["test_accuracy"] = 1 - accuracy  # never the choice
     (folder / "metrics" / f"{run}.json").write_text(json.dumps(metrics))
     if model:
         (folder / "models" / f"{run}.keras").write_bytes(b"")
 
 
-def test_find_model_picks_the_best_cnn_of_a_full_run(tmp_path):
+def test_find_model_picks_the_best_validation_cnn_of_a_full_run(tmp_path):
     write_metrics(tmp_path, "cnn", 0.91, fast=False, model=True)
     write_metrics(tmp_path, "cnn-plus", 0.93, fast=False, model=True)
     write_metrics(tmp_path, "cnn-fast", 0.99, fast=True, model=True)

@@ -32,3 +32,36 @@ def test_mcnemar_counts_the_discordant_images_and_matches_the_hand_value():
 def test_mcnemar_of_identical_classifiers_is_one():
     same = np.array([True, False, True])
     assert stats.mcnemar_exact(same, same) == {"only_a": 0, "only_b": 0, "p_value": 1.0}
+
+
+def test_holm_multiplies_the_kth_smallest_by_m_minus_k_plus_1_and_stays_monotone():
+    adjusted = stats.holm([0.01, 0.04, 0.03, 0.5])
+    # sorted: 0.01*4 = 0.04, 0.03*3 = 0.09, 0.04*2 = 0.08 -> 0.09 (monotone), 0.5
+    np.testing.assert_allclose(adjusted, [0.04, 0.09, 0.09, 0.5])
+    assert stats.holm([0.9, 0.6])[0] == 1.0  # capped
+    assert stats.holm([0.001]).tolist() == [0.001]  # one test: unchanged
+
+
+def test_prediction_interval_is_mean_plus_t_sd_sqrt_1_plus_1_over_n():
+    values = [0.88, 0.89, 0.90]  # mean 0.89, sd 0.01, t(0.975, 2) = 4.3027
+    low, high = stats.prediction_interval(values)
+    half = 4.302653 * 0.01 * np.sqrt(1 + 1 / 3)
+    assert (low, high) == pytest.approx((0.89 - half, 0.89 + half), abs=1e-6)
+    assert all(map(np.isnan, stats.prediction_interval([0.9])))
+
+
+def test_replication_verdict_judges_the_figure_against_the_prediction_interval():
+    import pandas as pd
+
+    runs = pd.DataFrame(
+        {
+            "recipe": ["a"] * 3 + ["b"] * 3 + ["c"] * 3 + ["d"],
+            "split": ["s"] * 10,
+            "test_accuracy": [0.88, 0.89, 0.90] * 3 + [0.9],
+        }
+    )
+    published = pd.Series({"a": 0.95, "b": 0.93, "c": 0.83, "d": 0.9})
+    table = stats.replication_table(runs, published)
+    assert table["verdict"].tolist() == ["above", "consistent", "below", "one seed"]
+    assert table["seeds"].tolist() == [3, 3, 3, 1]
+    assert table.loc[0, "pi_high"] == pytest.approx(0.89 + 0.0497, abs=1e-4)
