@@ -15,11 +15,12 @@ import sysconfig
 
 import nbformat
 import numpy as np
+import pandas as pd
 import papermill
 import pytest
 from conftest import needs_real_data
 
-from helpers import artifacts, data, parameters, pipeline
+from helpers import artifacts, data, parameters, pipeline, stats
 
 NOTEBOOKS = sorted(pipeline.NOTEBOOK_DIR.glob("*.ipynb"))
 MODEL_RUNS = ["ann-baseline", "ann-dropout", "cnn-baseline", "cnn-dropout", "cnn-plus"]
@@ -138,6 +139,14 @@ def test_colab_requirements_never_reinstall_what_colab_has():
     assert not {"tensorflow", "keras", "numpy"} & set(names)
 
 
+@pytest.mark.parametrize("name", [*MODEL_NOTEBOOKS, "06_published_recipes.ipynb"])
+def test_model_notebooks_seed_before_building_any_dataset_or_model(name):
+    source = code(read(pipeline.NOTEBOOK_DIR / name))
+    seeded = source.index("keras.utils.set_random_seed(seed)")
+    for built in ("data.to_dataset(", "model = ", "layers.Random"):
+        assert built not in source or seeded < source.index(built), built
+
+
 @pytest.mark.parametrize("name", MODEL_NOTEBOOKS)
 def test_model_notebook_shows_the_model_its_compile_fit_and_sklearn_scores(name):
     source = code(read(pipeline.NOTEBOOK_DIR / name))
@@ -166,6 +175,9 @@ def test_fast_run_writes_the_metrics_contract(fast_run, run):
     assert metrics["fast"] is True
     assert metrics["epochs"] == metrics["epochs_run"] == 2
     assert metrics["resumed_from_epoch"] is None
+    assert metrics["val_accuracy"] == metrics["history"]["val_accuracy"][-1] or (
+        run == "cnn-plus"  # 04 records its plain validation accuracy itself
+    )
     assert len(metrics["epoch_seconds"]) == 2
     assert metrics["train_seconds"] == pytest.approx(
         sum(metrics["epoch_seconds"]), 0.01
@@ -240,6 +252,11 @@ def test_console_has_a_start_and_an_end_line_per_notebook_and_no_tensorflow_nois
     fast_run,
 ):
     lines = (fast_run / "console.txt").read_text().splitlines()
+    restored = lines[0]  # then one line each for stale and untrained ones, if any
+    assert re.fullmatch(r"restored \d+ committed seed and replication runs", restored)
+    lines = [
+        line for line in lines[1:] if not line.startswith(("stale", "not trained"))
+    ]
     assert not TF_NOISE.findall("\n".join(lines))
     assert all(a != b for a, b in itertools.pairwise(lines))
     n = len(pipeline.RUNS)
@@ -290,7 +307,10 @@ def test_running_a_model_notebook_twice_in_one_kernel_gives_identical_prediction
             cells.append(nbformat.v4.new_code_cell(given))
     keep = nbformat.v4.new_code_cell("first = probabilities.copy()")
     compare = "import numpy as np\nnp.testing.assert_array_equal(first, probabilities)"
-    nb.cells = [*cells, keep, *copy.deepcopy(cells)]
+    again = copy.deepcopy(cells)
+    for k, cell in enumerate(again):
+        cell.id = f"again-{k}"  # cell ids are unique in a notebook
+    nb.cells = [*cells, keep, *again]
     nb.cells.append(nbformat.v4.new_code_cell(compare))
     papermill.execute_notebook(
         nb,
@@ -359,3 +379,41 @@ def test_every_test_the_readme_names_for_a_promise_exists():
     for path, test in named:
         source = (artifacts.PROJECT_ROOT / path).read_text()
         assert not test or f"def {test}(" in source, f"{path}::{test}"
+
+
+@needs_real_data
+def test_comparison_tests_recipes_on_seeds_and_models_by_mcnemar_both_holm_adjusted(
+    fast_run,
+):
+    comparison = artifacts.read_json(fast_run / "comparison.json")
+    seeds = artifacts.load_seed_runs(fast_run)
+    counts = seeds.groupby("of").size()
+    recipes = [r for r in MODEL_RUNS if counts.get(r, 0) >= 2]
+    welch = pd.DataFrame(comparison["welch"])
+    assert len(welch) == len(recipes) * (len(recipes) - 1) // 2
+    if not welch.empty:
+        np.testing.assert_allclose(welch["p (Holm)"], stats.holm(welch["p"]))
+    mcnemar = pd.DataFrame(comparison["mcnemar"])
+    assert len(mcnemar) == 10  # every pair of the five main runs
+    np.testing.assert_allclose(mcnemar["p (Holm)"], stats.holm(mcnemar["p_value"]))
+    spread = pd.DataFrame(comparison["spread"]).set_index("run")
+    for run in recipes:  # the seed mean beside the run, the run not pooled in
+        accuracy = seeds.loc[seeds["of"] == run, "test_accuracy"]
+        assert spread.loc[run, "seed mean ± sd (n)"] == stats.seed_spread(accuracy)
+    assert (fast_run / "figures" / "comparison_accuracy_per_flops.png").is_file()
+    nb = read(fast_run / "notebooks" / "05_comparison.ipynb")
+    text = "\n".join(str(o) for c in nb.cells for o in c.get("outputs", []))
+    assert "McNemar's exact test, Holm-adjusted over 10 pairs of trained models" in text
+    assert "significant" not in text  # every verdict names its test instead
+
+
+@needs_real_data
+def test_cnn_notebook_computes_where_grad_cam_looks(fast_run):
+    nb = read(fast_run / "notebooks" / "cnn-baseline.ipynb")
+    text = "\n".join(str(o) for c in nb.cells for o in c.get("outputs", []))
+    sentence = re.search(
+        r"Over 500 test images, Grad-CAM puts (\d+)% of its mass", text
+    )
+    assert sentence, "the sentence is computed over the fast run's 500 test images"
+    assert "| edge band " in text  # the table the sentence reads
+    assert "Grad-CAM shows the network reading silhouettes" not in text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import nbformat
@@ -107,9 +106,9 @@ def test_readme_replication_table_is_rewritten_from_full_runs_only(tmp_path):
         "0.8837",
         "0.8850",
         "0.0071",
-        "0.8800–0.8900",
         "2",
-        "yes",
+        "{:.4f}–{:.4f}".format(*stats.prediction_interval([0.88, 0.89])),
+        "consistent",
     ]
     assert "keras-ann-tail" not in text.split(start)[0]  # not in the results table
 
@@ -161,19 +160,17 @@ def test_replication_notebook_shows_every_recipe_and_exports_a_pdf(fast_replicat
     shown += [str(o.get("data", {}).get("text/plain", "")) for o in outputs]
     text = "\n".join(shown)  # the text outputs, not the figures' image data
     runs = artifacts.load_replication(fast_replication)
-    for (recipe, split), group in runs.groupby(["recipe", "split"]):
-        accuracy = group["test_accuracy"]
-        seeds = f"{len(group)} seed" + ("s" if len(group) > 1 else "")
-        line = f"- {recipe} on the {split} split ({seeds}, "
-        assert f"{line}{accuracy.min():.2%}–{accuracy.max():.2%}" in text, line
+    table = stats.replication_table(runs, data.published()["published_accuracy"])
+    for row in table.itertuples():
+        line = f"- {row.recipe} on the {row.split} split: our mean {row.mean:.2%} over"
+        assert f"{line} {row.seeds} seed(s)" in text, line
     assert runs.groupby(["recipe", "split"]).size().max() == 2  # keras-ann / tail
-    assert "nan" not in text.lower()
-    assert "of our standard deviations" not in text  # no group of three seeds
+    assert "cannot be judged yet: one seed gives no interval" in text
+    assert "min–max" not in text  # the range is no verdict
     flops = f"{runs['train_flops'].sum():.2e} training FLOPs"
     assert f"{len(runs)} runs: {flops}," in text
     assert "keras-ann: our stratified split gives a mean of " in text
     assert "keras-cnn: our stratified" not in text  # keras-cnn ran on tail only
-    assert "One seed so far, no spread to judge: keras-ann / ours" in text
     assert (fast_replication / "figures" / "replication_seeds.png").is_file()
     console = (fast_replication / "console.txt").read_text()
     assert re.search(r"07_replication: done in \d+ s", console)
@@ -237,16 +234,19 @@ def test_the_main_run_restores_committed_runs_marks_stale_ones_and_trains_none(
     run, output_dir, expected = _kept_run(tmp_path, monkeypatch)
     stale_run = pipeline.replication_runs()[1]
     missing_run = pipeline.replication_runs()[2]
-    metrics = dict(recipe="keras-ann", split="tail", test_accuracy=0.88)
+    metrics = dict(recipe="keras-ann", split="tail", test_accuracy=0.88, run=run.name)
     copy = {"record": expected, "commit": "abc1234", "metrics": metrics}
     artifacts.write_json(pipeline.kept_path(run), copy)
     old = {**expected, "notebook": "0" * 16, "parameters": stale_run.parameters}
+    metrics = {**metrics, "run": stale_run.name}
     copy = {"record": old, "commit": "def5678", "metrics": metrics}
     artifacts.write_json(pipeline.kept_path(stale_run), copy)
     monkeypatch.setattr(pipeline, "execute", None)  # calling it would fail
     pipeline.restore_committed([run, stale_run, missing_run], output_dir)
     restored = artifacts.load_replication(output_dir).set_index("run", drop=False)
-    assert restored["stale"].to_dict() == {run.name: None, stale_run.name: "def5678"}
+    stale = restored["stale"].dropna().to_dict()  # None for a current run
+    assert stale == {stale_run.name: "def5678"}
+    assert len(restored) == 2
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "restored 2 committed seed and replication runs"
     assert lines[1].endswith(f": {stale_run.name} (def5678)")  # one line names it
@@ -282,45 +282,44 @@ def test_only_a_code_edit_makes_a_run_stale(tmp_path, monkeypatch):
         assert (pipeline.fingerprint(run, given, Path("anywhere")) == before) is same
 
 
-def test_committed_replication_runs_are_full_runs_of_the_plan():
-    planned = {run.name: run for run in pipeline.replication_runs()}
-    for path in sorted((pipeline.KEPT_ROOT / "replication").glob("*.json")):
+@pytest.mark.parametrize("group", ["replication", "seeds"])
+def test_committed_runs_are_full_runs_of_the_plan_with_their_commit(group):
+    plan = (
+        pipeline.replication_runs() if group == "replication" else pipeline.seed_runs()
+    )
+    planned = {run.name: run for run in plan}
+    for path in sorted((pipeline.KEPT_ROOT / group).glob("*.json")):
         copy = artifacts.read_json(path)
         run = planned[path.stem]  # a KeyError names a run the plan dropped
         assert copy["metrics"]["fast"] is False, path.name
         assert copy["metrics"]["run"] == run.name
-        assert copy["record"]["parameters"] == {**run.parameters, "fast": False}
-        # made with the notebook as committed: else the README table is stale
-        given = {**run.parameters, "fast": False, "output_dir": "anywhere"}
-        assert copy["record"] == pipeline.fingerprint(run, given, Path("anywhere"))
+        assert copy["metrics"]["seed"] == run.parameters["seed"]
+        assert re.fullmatch(r"[0-9a-f]{7,40}", copy["commit"]), path.name
+        assert {"test_accuracy", "val_accuracy", "train_flops"} <= set(copy["metrics"])
+        if group == "replication":  # made with the 06 notebook's code as committed
+            given = {**run.parameters, "fast": False, "output_dir": "anywhere"}
+            assert copy["record"] == pipeline.fingerprint(run, given, Path("x"))
 
 
 @needs_real_data
-def test_report_gives_the_replication_sentence_and_table_once_runs_exist(
-    fast_run, fast_replication, tmp_path
-):
-    def report_text(folder: Path) -> str:
-        nb = nbformat.read(folder / "notebooks" / "report.ipynb", 4)
-        return "\n".join(str(o) for c in nb.cells for o in c.get("outputs", []))
-
-    assert "No replication runs yet" in report_text(fast_run)
-    both = tmp_path / "both"
-    shutil.copytree(fast_run, both)
-    for path in (fast_replication / "metrics").glob("*.json"):
-        shutil.copy(path, both / "metrics")
-    command = ["-m", "helpers.pipeline", "--fast", "--only", "report", "--force"]
-    done = run_python(*command, "--output-dir", both, cwd=tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
-    text = report_text(both)
+def test_report_and_07_judge_the_committed_replication_runs_by_their_interval(fast_run):
+    # the main run (fast mode too) restores the committed runs: no retraining
     table = stats.replication_table(
-        artifacts.load_replication(both), data.published()["published_accuracy"]
+        artifacts.load_replication(fast_run), data.published()["published_accuracy"]
     )
-    seeds = "Rerun at 1 to 2 seeds each, the range of our seeds' test accuracies"
-    inside = f"published figure in {table['inside'].sum()} of {len(table)} comparisons"
-    assert seeds in text
-    assert inside in text
+    committed = list((pipeline.KEPT_ROOT / "replication").glob("*.json"))
+    assert table["seeds"].sum() == len(committed)
+    nb = nbformat.read(fast_run / "notebooks" / "report.ipynb", 4)
+    text = "\n".join(str(o) for c in nb.cells for o in c.get("outputs", []))
+    assert "No replication runs yet" not in text
+    assert (
+        f"the {len(table)} published figures (recipe and split) against our 95%" in text
+    )
     for row in table.itertuples():
         assert f"| {row.recipe} " in text, row.recipe
+        interval = f"{row.pi_low:.4f}–{row.pi_high:.4f} | {row.verdict}"
+        assert interval in text or row.verdict == "one seed", row.recipe
+    assert (fast_run / "reports" / "07_replication.pdf").is_file()
 
 
 def test_seed_plan_trains_every_main_model_run_at_five_seeds_cnn_plus_at_three():
@@ -344,15 +343,3 @@ def test_seed_plan_trains_every_main_model_run_at_five_seeds_cnn_plus_at_three()
     ]
     assert seeds["cnn-baseline"] == [42, 43, 44, 45, 46]
     assert seeds["cnn-plus"] == [42, 43, 44]
-
-
-def test_committed_seed_runs_are_full_runs_of_the_plan_with_their_commit():
-    planned = {run.name: run for run in pipeline.seed_runs()}
-    for path in sorted((pipeline.KEPT_ROOT / "seeds").glob("*.json")):
-        copy = artifacts.read_json(path)
-        run = planned[path.stem]  # a KeyError names a run the plan dropped
-        assert copy["metrics"]["fast"] is False, path.name
-        assert copy["metrics"]["run"] == run.name
-        assert copy["metrics"]["seed"] == run.parameters["seed"]
-        assert re.fullmatch(r"[0-9a-f]{7,40}", copy["commit"]), path.name
-        assert {"test_accuracy", "val_accuracy", "train_flops"} <= set(copy["metrics"])
