@@ -58,4 +58,4 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 clean:  ## remove generated outputs (keeps the .venv)
-	rm -rf artifacts artifacts-fast reports/*.pdf
+	rm -rf artifacts artifacts-fast reports/*.pdf reports/html

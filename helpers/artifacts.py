@@ -75,6 +75,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 _UNWRITABLE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
+OUTPUT_ENV = "FASHION_MNIST_OUTPUT_DIR"  # the pipeline's output folder, for its kernels
 LOCK_FILE = ".lock"  # in an output folder: held by the run writing there
 RUNNER_ENV = "FASHION_MNIST_RUNNER"  # the pid of that run; its kernels inherit it
 

@@ -109,9 +109,12 @@ def check_output_dir(value: Any, fast: bool) -> Path:
     """Return the output folder, created and checked: writable, with room for a
     run's files, and not in use by another run (:func:`artifacts.check_not_in_use`).
 
-    None means ``<project>/artifacts`` (``artifacts-fast`` in fast mode, so a fast
-    run is never taken for a full one).
+    None means the pipeline's folder (``$FASHION_MNIST_OUTPUT_DIR``, which it sets
+    for its kernels so that no path shows in the executed notebook), else
+    ``<project>/artifacts`` (``artifacts-fast`` in fast mode, so a fast run is
+    never taken for a full one).
     """
+    value = os.environ.get(artifacts.OUTPUT_ENV) if value is None else value
     if value is None:
         path = artifacts.default_output_dir(fast)
     elif isinstance(value, str | os.PathLike) and str(value).strip():

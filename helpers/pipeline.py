@@ -18,6 +18,7 @@ import hashlib
 import multiprocessing
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -205,40 +206,61 @@ def head_commit() -> str:
     return done.stdout.strip() or "unknown"
 
 
-# TensorFlow's C++ start-up lines on stderr, and the box-drawing characters of
-# ``model.summary()``, which the PDF's monospace font lacks.
-TF_NOISE = re.compile(r"^(WARNING: All log messages|[IWE]\d{4} |To enable the )")
+# The box-drawing characters of ``model.summary()``, which the PDF's font lacks.
 BOX_TO_ASCII = str.maketrans("┏┳┓┡╇┩└┴┘├┼┤┃│━─", "++++++++++++||=-")
+HIDDEN = dict(  # cell tags the exports honour (nbconvert's TagRemovePreprocessor)
+    remove_input_tags={"remove_input"},  # prose rendered from numbers: the text only
+    remove_cell_tags={"remove_cell"},  # a long table: summarised in the next cell
+)
 
 
-def export_pdf(notebook: Path, pdf: Path, hide_input: bool, passes: int = 3) -> None:
-    """Export an executed notebook to PDF with nbconvert's LaTeX route, atomically;
-    ``passes`` of XeLaTeX (one gives the pages, three also settle the outline)."""
+def export(
+    notebook: Path, name: str, reports_dir: Path, hide_input: bool, passes: int = 3
+) -> Path:
+    """Export an executed notebook to ``reports/html/<name>.html`` (images embedded)
+    and, where XeLaTeX is installed, ``reports/<name>.pdf`` (``passes`` of XeLaTeX:
+    one gives the pages, three also settle the outline), each atomically; return the
+    PDF, or the HTML without XeLaTeX."""
     import nbformat
-    from nbconvert import PDFExporter
+    from nbconvert import HTMLExporter, PDFExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
 
     nb = nbformat.read(notebook, as_version=4)
     for cell in nb.cells:
         for output in cell.get("outputs", []):
-            if output.get("name") == "stderr":
-                lines = output.text.splitlines(keepends=True)
-                output.text = "".join(s for s in lines if not TF_NOISE.match(s))
-            elif output.get("name") == "stdout":
+            if output.get("name") == "stdout":
                 output.text = output.text.translate(BOX_TO_ASCII)
             elif "text/plain" in output.get("data", {}):
                 plain = output.data["text/plain"]
                 output.data["text/plain"] = plain.translate(BOX_TO_ASCII)
-        cell["outputs"] = [o for o in cell.get("outputs", []) if o.get("text", 1)]
-    nb.metadata["title"] = nb.cells[0].source.splitlines()[0].lstrip("# ")
-    exporter = PDFExporter(
+    title, _, rest = nb.cells[0].source.partition("\n")
+    nb.metadata["title"] = title.lstrip("# ")
+    hide = dict(
         exclude_input=hide_input,
         exclude_input_prompt=hide_input,
         exclude_output_prompt=hide_input,
-        latex_count=passes,
     )
-    body, _ = exporter.from_notebook_node(nb)
-    with artifacts.atomic_path(pdf) as tmp:
-        tmp.write_bytes(body)
+    made = []
+    for exporter, path in (
+        (
+            HTMLExporter(embed_images=True, **hide),
+            reports_dir / "html" / f"{name}.html",
+        ),
+        (PDFExporter(latex_count=passes, **hide), reports_dir / f"{name}.pdf"),
+    ):
+        if isinstance(exporter, PDFExporter):
+            if not shutil.which("xelatex"):
+                break
+            nb.cells[0].source = rest  # LaTeX prints the title once, above,
+            for cell in nb.cells:  # and numbers the "##" sections 1, 2, ...
+                if cell.cell_type == "markdown":
+                    cell.source = re.sub(r"^#(#+) ", r"\1 ", cell.source, flags=re.M)
+        exporter.register_preprocessor(TagRemovePreprocessor(**HIDDEN), enabled=True)
+        body, _ = exporter.from_notebook_node(nb)
+        with artifacts.atomic_path(path) as tmp:
+            tmp.write_bytes(body if isinstance(body, bytes) else body.encode())
+        made.append(path)
+    return made[-1]
 
 
 def execute(run: Run, parameters: dict[str, Any], output_dir: Path) -> Path:
@@ -268,6 +290,8 @@ def execute(run: Run, parameters: dict[str, Any], output_dir: Path) -> Path:
                 stdout_file=stdout,
                 cwd=NOTEBOOK_DIR,
                 execution_timeout=timeout,
+                # TensorFlow's C++ lines go to the log, not into the notebook
+                extra_arguments=["--IPKernelApp.capture_fd_output=False"],
             )
     except papermill.PapermillExecutionError as err:
         problem = f"cell {err.exec_count}: {err.ename}: {err.evalue}"
@@ -277,9 +301,26 @@ def execute(run: Run, parameters: dict[str, Any], output_dir: Path) -> Path:
         i = len(status) - status[::-1].index("completed") - 1  # the last one started
         problem = f"cell {i} ran over CELL_TIMEOUT={timeout} s: {cells[i].source!r}"
     else:
+        _anonymise(executed, run)
         return executed
+    _anonymise(executed, run)
     problem = " ".join(problem.split())  # one line
     raise RunFailed(f"{run.notebook}, {problem}; see {_shown(executed)}, {_shown(log)}")
+
+
+def _anonymise(executed: Path, run: Run) -> None:
+    """Write papermill's record of where the notebook came from and went relative
+    to the project and the output folder: no absolute path, no user name."""
+    import nbformat
+
+    if not executed.is_file():
+        return
+    nb = nbformat.read(executed, as_version=4)
+    record = nb.metadata.get("papermill", {})
+    record |= dict(input_path=f"notebooks/{run.notebook}")
+    record |= dict(output_path=f"notebooks/{run.name}.ipynb")
+    with artifacts.atomic_path(executed) as tmp:
+        nbformat.write(nb, tmp)
 
 
 class RunFailed(Exception):
@@ -297,14 +338,14 @@ def run_one(run: Run, tag: str, output_dir: Path, reports_dir: Path, *options) -
     ``options``: ``fast``, ``force``, ``data_dir`` as for :func:`run_all`. The run's
     record (what makes it count as finished) is written last.
     """
-    fast, force, data_dir = options
-    parameters = {**run.parameters, "fast": fast, "output_dir": str(output_dir)}
-    if data_dir is not None:
-        parameters["data_dir"] = data_dir
+    fast, force, _ = options  # the data folder reaches the kernels by run_all's env
+    parameters = {**run.parameters, "fast": fast}
     record = output_dir / "runs" / f"{run.name}.json"
     pdf = reports_dir / f"{run.name}.pdf"
+    html = reports_dir / "html" / f"{run.name}.html"
+    exported = html.is_file() and (pdf.is_file() or not shutil.which("xelatex"))
     expected = fingerprint(run, parameters, output_dir)
-    done = (not run.pdf or pdf.is_file()) and (
+    done = (not run.pdf or exported) and (
         record.is_file() and artifacts.read_json(record) == expected
     )
     if done and not force:
@@ -324,7 +365,7 @@ def run_one(run: Run, tag: str, output_dir: Path, reports_dir: Path, *options) -
         raise SystemExit(f"{tag}: failed after {seconds:.0f} s in {err}") from None
     finished = fingerprint(run, parameters, output_dir)  # with the files it wrote
     if run.pdf:
-        export_pdf(executed, pdf, run.hide_input, passes=1 if fast else 3)
+        pdf = export(executed, run.name, reports_dir, run.hide_input, 1 if fast else 3)
     artifacts.write_json(record, finished)
     metrics = output_dir / "metrics" / f"{run.name}.json"
     if run.kept and not fast:  # committed: a fresh clone need not retrain it
@@ -354,6 +395,35 @@ def run_all(
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # kernels inherit it
     if restore:
         restore_committed(restore, output_dir)
+    if any(run.pdf for run in runs) and not shutil.which("xelatex"):
+        print(
+            "PDFs skipped: xelatex is not installed (as in Colab); the HTML exports"
+            f" in {_shown(reports_dir / 'html')} are what to hand in.",
+            flush=True,
+        )
+    # The folders reach the kernels by environment, not as parameters: no path of
+    # this machine shows in an executed notebook or its PDF.
+    folders = {artifacts.OUTPUT_ENV: str(output_dir), data.ENV_VAR: data_dir}
+    with _environment({k: v for k, v in folders.items() if v is not None}):
+        _run_jobs(runs, output_dir, reports_dir, fast, force, data_dir)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]):
+    """Set environment variables for the block (child processes inherit them)."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _run_jobs(runs, output_dir, reports_dir, fast, force, data_dir) -> None:
     jobs = [
         (run, f"[{k}/{len(runs)}] {run.name}", output_dir, reports_dir, fast, force)
         for k, run in enumerate(runs, 1)
@@ -392,23 +462,29 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def results_table(output_dir: Path) -> str | None:
-    """Return the README results table of every full run, as Markdown (None
-    without any)."""
+    """Return the README results table of every full main run, each beside its
+    recipe's seed mean ± sd (n) over the seed runs in ``output_dir``, as Markdown
+    (None without any)."""
     columns = dict(run="run", params="parameters", epochs_run="epochs")
     columns |= dict(train_flops="training FLOPs", train_seconds="training (s)")
     columns |= dict(
         test_accuracy="test accuracy", test_loss="test loss", macro_f1="macro F1"
     )
     paths = sorted((output_dir / "metrics").glob("*.json"))
+    paths = [path for path in paths if not artifacts.SEED_RUN.fullmatch(path.stem)]
     runs = [artifacts.read_json(path) for path in paths]
     full = [run for run in runs if run.get("fast") is False and "recipe" not in run]
     if not full:
         return None
     frame = pd.DataFrame(full, columns=list(columns))
+    seeds = artifacts.load_seed_runs(output_dir).groupby("of")["test_accuracy"]
+    spread = seeds.agg(lambda a: stats.seed_spread(a).replace("seed mean ± sd, ", ""))
+    frame["seeds"] = frame["run"].map(spread).fillna("–")
+    columns["seeds"] = "its recipe over seeds: mean ± sd (n)"
     return frame.rename(columns=columns).to_markdown(
         index=False,
         intfmt=",",
-        floatfmt=("", "", "", ".2e", ".0f", ".4f", ".4f", ".4f"),
+        floatfmt=("", "", "", ".2e", ".0f", ".4f", ".4f", ".4f", ""),
     )
 
 

@@ -25,6 +25,9 @@ needs_real_data = pytest.mark.skipif(
 )
 
 
+ANONYMITY_MARK = "zq-fast-run-mark"  # the shared fast run's folder name
+
+
 def run_python(*args, cwd, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run this Python with ``args`` from ``cwd`` as a user would (outside the
     project, ``helpers`` importable); return what it printed and its exit code."""
@@ -106,7 +109,7 @@ def fast_run(tmp_path_factory):
     """
     if not all(data.find_idx_file(REAL_DATA_DIR, s) for s in data.FASHION_MNIST_FILES):
         pytest.skip(f"Fashion-MNIST not installed in {REAL_DATA_DIR}")
-    output_dir = tmp_path_factory.mktemp("fast-run")
+    output_dir = tmp_path_factory.mktemp(ANONYMITY_MARK)  # searched for in its files
     done = subprocess.run(
         [
             sys.executable,
