@@ -168,22 +168,28 @@ def restore_kept(run: Run, expected: dict, output_dir: Path) -> Path | None:
 
 def restore_committed(runs: Sequence[Run], output_dir: Path) -> None:
     """Copy the committed metrics of ``runs`` (seed and replication runs) into
-    ``output_dir``, retraining none: a copy made with other notebook code or
-    parameters is restored with ``stale`` set to the commit it was made at, and
-    the stale ones are named in one line."""
-    stale, missing = [], []
+    ``output_dir``, retraining none, but keep a run trained there with the current
+    code: a copy made with other notebook code or parameters is restored with
+    ``stale`` set to the commit it was made at, and the stale ones are named in one
+    line."""
+    stale, missing, restored = [], [], 0
     for run in runs:
         copy = artifacts.read_json_if_exists(kept_path(run))
+        full = {**run.parameters, "fast": False, "output_dir": "anywhere"}
+        expected = fingerprint(run, full, output_dir)
+        record = artifacts.read_json_if_exists(output_dir / "runs" / f"{run.name}.json")
+        if record == expected:  # trained here with the current code: keep it
+            continue
         if not copy:
             missing.append(run.name)
             continue
-        full = {**run.parameters, "fast": False, "output_dir": "anywhere"}
-        current = copy["record"] == fingerprint(run, full, output_dir)
+        current = copy["record"] == expected
         metrics = {**copy["metrics"], "stale": None if current else copy["commit"]}
         artifacts.write_json(output_dir / "metrics" / f"{run.name}.json", metrics)
+        restored += 1
         if not current:
             stale.append(f"{run.name} ({copy['commit']})")
-    print(f"restored {len(runs) - len(missing)} committed seed and replication runs")
+    print(f"restored {restored} committed seed and replication runs")
     if stale:
         print(
             f"stale, shown as such until `make seeds` or `make replicate` retrains"
@@ -572,7 +578,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         reports_dir = args.reports_dir or (
             output_dir / "reports" if args.fast else artifacts.PROJECT_ROOT / "reports"
         )
-        options = (args.fast, args.force, args.data_dir)
+        data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
+        options = (args.fast, args.force, data_dir)  # the kernels run in notebooks/
         restore = committed if every is RUNS else ()
         run_all(runs, output_dir, reports_dir.resolve(), *options, restore=restore)
     return 0

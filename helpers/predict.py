@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from helpers.artifacts import default_output_dir, stderr_to
+from helpers.artifacts import SEED_RUN, default_output_dir, stderr_to
 from helpers.data import CLASS_NAMES
 
 if TYPE_CHECKING:
@@ -108,6 +108,7 @@ def find_model(output_dir: str | os.PathLike | None = None) -> Path:
             continue  # not a run's metrics file
         model_file = folder / "models" / f"{run}.keras"
         full_cnn = run.startswith("cnn") and metrics.get("fast") is False
+        full_cnn &= not SEED_RUN.fullmatch(run)  # a main run, not one of make seeds
         if full_cnn and model_file.is_file() and accuracy > best_accuracy:
             best, best_accuracy = model_file, accuracy
     if best is None:

@@ -343,3 +343,28 @@ def test_seed_plan_trains_every_main_model_run_at_five_seeds_cnn_plus_at_three()
     ]
     assert seeds["cnn-baseline"] == [42, 43, 44, 45, 46]
     assert seeds["cnn-plus"] == [42, 43, 44]
+
+
+def test_the_main_command_restores_before_running_and_hands_no_kept_run_to_train(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(pipeline, "KEPT_ROOT", tmp_path / "kept")
+    seed_run = pipeline.seed_runs()[0]
+    full = {**seed_run.parameters, "fast": False, "output_dir": "anywhere"}
+    record = pipeline.fingerprint(seed_run, full, tmp_path)
+    metrics = dict(run=seed_run.name, seed=42, fast=False, test_accuracy=0.88)
+    artifacts.write_json(
+        pipeline.kept_path(seed_run),
+        {"record": record, "commit": "abc1234", "metrics": metrics},
+    )
+    handed = []
+
+    def run_jobs(runs, output_dir, *rest):  # what the command would execute
+        handed.extend(run.name for run in runs)
+        assert (output_dir / "metrics" / f"{seed_run.name}.json").is_file()
+
+    monkeypatch.setattr(pipeline, "_run_jobs", run_jobs)
+    out = tmp_path / "out"
+    assert pipeline.main(["--output-dir", str(out)]) == 0
+    assert handed == [run.name for run in pipeline.RUNS]  # no seed or replication run
+    assert artifacts.load_seed_runs(out)["run"].tolist() == [seed_run.name]
