@@ -483,8 +483,12 @@ def results_table(output_dir: Path) -> str | None:
     if not full:
         return None
     frame = pd.DataFrame(full, columns=list(columns))
-    seeds = artifacts.load_seed_runs(output_dir).groupby("of")["test_accuracy"]
-    spread = seeds.agg(lambda a: stats.seed_spread(a).replace("seed mean ± sd, ", ""))
+    seeds = artifacts.load_seed_runs(output_dir).groupby("of")
+    spread = seeds["test_accuracy"].agg(
+        lambda a: stats.seed_spread(a).replace("seed mean ± sd, ", "")
+    )
+    stale = seeds["stale"].agg(lambda s: ", ".join(s.dropna().unique()))
+    spread += stale.map(lambda commits: f", stale: {commits}" if commits else "")
     frame["seeds"] = frame["run"].map(spread).fillna("–")
     columns["seeds"] = "its recipe over seeds: mean ± sd (n)"
     return frame.rename(columns=columns).to_markdown(

@@ -412,8 +412,9 @@ def test_cnn_notebook_computes_where_grad_cam_looks(fast_run):
     nb = read(fast_run / "notebooks" / "cnn-baseline.ipynb")
     text = "\n".join(str(o) for c in nb.cells for o in c.get("outputs", []))
     sentence = re.search(
-        r"Over 500 test images, Grad-CAM puts (\d+)% of its mass", text
+        r"Over 500 test images, Grad-CAM's mass against area is highest on", text
     )
     assert sentence, "the sentence is computed over the fast run's 500 test images"
-    assert "| edge band " in text  # the table the sentence reads
+    assert "| edge band " in text  # the table the sentence reads, with its control
+    assert "control: mask's ratio" in text
     assert "Grad-CAM shows the network reading silhouettes" not in text
