@@ -100,16 +100,27 @@ def hold_output_dir(folder: str | os.PathLike, command: str) -> Iterator[None]:
         started = time.strftime("%H:%M:%S")
         file.write(json.dumps(dict(pid=os.getpid(), command=command, started=started)))
         file.flush()
-        before = os.environ.get(RUNNER_ENV)
-        os.environ[RUNNER_ENV] = str(os.getpid())
         try:
-            yield
+            with environment_set({RUNNER_ENV: str(os.getpid())}):
+                yield
         finally:
             file.truncate(0)  # no stale holder for the next message
-            if before is None:
-                del os.environ[RUNNER_ENV]
+
+
+@contextlib.contextmanager
+def environment_set(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the block (child processes inherit them),
+    then restore what was there."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
             else:
-                os.environ[RUNNER_ENV] = before
+                os.environ[name] = value
 
 
 def check_not_in_use(folder: str | os.PathLike) -> None:

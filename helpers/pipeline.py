@@ -410,23 +410,8 @@ def run_all(
     # The folders reach the kernels by environment, not as parameters: no path of
     # this machine shows in an executed notebook or its PDF.
     folders = {artifacts.OUTPUT_ENV: str(output_dir), data.ENV_VAR: data_dir}
-    with _environment({k: v for k, v in folders.items() if v is not None}):
+    with artifacts.environment_set({k: v for k, v in folders.items() if v}):
         _run_jobs(runs, output_dir, reports_dir, fast, force, data_dir)
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]):
-    """Set environment variables for the block (child processes inherit them)."""
-    before = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _run_jobs(runs, output_dir, reports_dir, fast, force, data_dir) -> None:
