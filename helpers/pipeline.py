@@ -174,21 +174,21 @@ def restore_committed(runs: Sequence[Run], output_dir: Path) -> None:
     line."""
     stale, missing, restored = [], [], 0
     for run in runs:
-        copy = artifacts.read_json_if_exists(kept_path(run))
         full = {**run.parameters, "fast": False, "output_dir": "anywhere"}
         expected = fingerprint(run, full, output_dir)
         record = artifacts.read_json_if_exists(output_dir / "runs" / f"{run.name}.json")
-        if record == expected:  # trained here with the current code: keep it
+        if record == expected:  # trained or restored here with the current code
             continue
+        copy = artifacts.read_json_if_exists(kept_path(run))
         if not copy:
             missing.append(run.name)
             continue
-        current = copy["record"] == expected
-        metrics = {**copy["metrics"], "stale": None if current else copy["commit"]}
-        artifacts.write_json(output_dir / "metrics" / f"{run.name}.json", metrics)
         restored += 1
-        if not current:
-            stale.append(f"{run.name} ({copy['commit']})")
+        if restore_kept(run, expected, output_dir):
+            continue
+        metrics = {**copy["metrics"], "stale": copy["commit"]}
+        artifacts.write_json(output_dir / "metrics" / f"{run.name}.json", metrics)
+        stale.append(f"{run.name} ({copy['commit']})")
     print(f"restored {restored} committed seed and replication runs")
     if stale:
         print(
