@@ -5,9 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+COMPAT := .venv-compat
 LINT_PATHS := helpers tests notebooks benchmarks
 
-.PHONY: run fast benchmark ablation seeds replicate readme scripts test lint format setup system-packages clean
+.PHONY: run fast benchmark ablation seeds replicate readme scripts test test-compat lint format setup system-packages clean
 
 run: setup
 	$(PY) -m helpers.pipeline
@@ -36,6 +37,19 @@ scripts: setup  ## the notebooks as py:percent scripts in artifacts/scripts/, to
 
 test: setup lint
 	$(PY) -m pytest
+
+# The tested floor, Colab's stack of mid-2025 (requirements-compat.txt), in its own
+# environment: the model notebooks in fast mode, and the models `make test` saved.
+test-compat: setup $(COMPAT)/.installed
+	@test -d artifacts-fast/models || $(PY) -m helpers.pipeline --fast
+	$(COMPAT)/bin/python -m pytest -p no:cacheprovider tests/test_compat.py
+
+$(COMPAT)/.installed: requirements-compat.txt
+	rm -rf $(COMPAT)
+	$(PYTHON) -m venv $(COMPAT)
+	$(COMPAT)/bin/python -m pip install --quiet --upgrade pip
+	$(COMPAT)/bin/python -m pip install --quiet -r requirements-compat.txt
+	touch $@
 
 lint: setup
 	$(PY) -m ruff format --check $(LINT_PATHS)

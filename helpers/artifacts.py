@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -26,8 +25,10 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+import filelock
 import numpy as np
 import pandas as pd
+from packaging.version import Version
 
 from helpers import cost
 
@@ -77,34 +78,32 @@ _UNWRITABLE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPER
 
 OUTPUT_ENV = "FASHION_MNIST_OUTPUT_DIR"  # the pipeline's output folder, for its kernels
 LOCK_FILE = ".lock"  # in an output folder: held by the run writing there
+HOLDER_FILE = ".lock-holder.json"  # that run's pid, command and start time
 RUNNER_ENV = "FASHION_MNIST_RUNNER"  # the pid of that run; its kernels inherit it
 
 
 @contextlib.contextmanager
 def hold_output_dir(folder: str | os.PathLike, command: str) -> Iterator[None]:
     """Hold ``folder``'s lock while the block runs; the notebook kernels it starts
-    may write there, nothing else may. The lock (``fcntl.flock``) goes with the
-    process, even after ``kill -9``. Raises OutputFolderError naming the holder."""
+    may write there, nothing else may. The lock (``filelock``: ``flock`` on Linux
+    and macOS, ``LockFileEx`` on Windows) goes with the process, even after
+    ``kill -9``. Raises OutputFolderError naming the holder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / LOCK_FILE, "a+") as file:
-        for attempt in range(10):  # a notebook's check holds it for an instant
-            try:
-                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if attempt == 9:
-                    raise OutputFolderError(_in_use(folder, file)) from None
-                time.sleep(0.1)
-        file.truncate(0)
+    lock = filelock.FileLock(folder / LOCK_FILE)
+    try:
+        lock.acquire(timeout=1)  # a notebook's check holds it for an instant
+    except filelock.Timeout:
+        raise OutputFolderError(_in_use(folder)) from None
+    holder = folder / HOLDER_FILE
+    try:
         started = time.strftime("%H:%M:%S")
-        file.write(json.dumps(dict(pid=os.getpid(), command=command, started=started)))
-        file.flush()
-        try:
-            with environment_set({RUNNER_ENV: str(os.getpid())}):
-                yield
-        finally:
-            file.truncate(0)  # no stale holder for the next message
+        write_json(holder, dict(pid=os.getpid(), command=command, started=started))
+        with environment_set({RUNNER_ENV: str(os.getpid())}):
+            yield
+    finally:
+        holder.unlink(missing_ok=True)  # no stale holder for the next message
+        lock.release()
 
 
 @contextlib.contextmanager
@@ -126,27 +125,26 @@ def environment_set(values: dict[str, str]) -> Iterator[None]:
 def check_not_in_use(folder: str | os.PathLike) -> None:
     """Raise OutputFolderError if a run other than this process's own runner holds
     ``folder`` (see :func:`hold_output_dir`)."""
-    path = Path(folder) / LOCK_FILE
-    if not path.is_file():
+    folder = Path(folder)
+    if not (folder / LOCK_FILE).is_file():
         return
-    with open(path) as file:
-        try:
-            fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)  # released on close
-        except BlockingIOError:
-            if str(_holder(file).get("pid")) != os.environ.get(RUNNER_ENV):
-                raise OutputFolderError(_in_use(Path(folder), file)) from None
-
-
-def _holder(file: TextIO) -> dict[str, Any]:
-    file.seek(0)
     try:
-        return json.loads(file.read())
-    except ValueError:  # being written this instant
+        with filelock.FileLock(folder / LOCK_FILE).acquire(timeout=0):
+            return  # held by nobody
+    except filelock.Timeout:
+        if str(_holder(folder).get("pid")) != os.environ.get(RUNNER_ENV):
+            raise OutputFolderError(_in_use(folder)) from None
+
+
+def _holder(folder: Path) -> dict[str, Any]:
+    try:
+        return read_json(folder / HOLDER_FILE)
+    except (OSError, ValueError):  # not written yet
         return {}
 
 
-def _in_use(folder: Path, file: TextIO) -> str:
-    holder = _holder(file)
+def _in_use(folder: Path) -> str:
+    holder = _holder(folder)
     return (
         f"{folder} is in use by another run: `{holder.get('command', '?')}` (pid "
         f"{holder.get('pid', '?')}, started {holder.get('started', '?')}). Wait for "
@@ -192,21 +190,39 @@ def environment() -> dict[str, Any]:
 
 
 def show_environment() -> None:
-    """Print the versions and the device, with a one-line warning when TensorFlow or
-    Keras differs in major.minor from ``requirements.txt`` (as Colab's may)."""
-    env, pins = environment(), PROJECT_ROOT / "requirements.txt"
+    """Print the versions and the device. Where TensorFlow or Keras differs in
+    major.minor from ``requirements.txt`` (as Colab's may), one line says what is
+    tested: the pins and the floor in ``requirements-compat.txt``."""
+    env = environment()
     v = env["versions"]
     print(
         f"Python {v['python']} | TensorFlow {v['tensorflow']} | Keras {v['keras']}"
         f" | {env['device']}"
     )
-    text = pins.read_text() if pins.is_file() else ""
-    for name, pin in re.findall(r"^(tensorflow|keras)~=(\d+\.\d+)", text, re.M):
-        if v[name].split(".")[:2] != pin.split("."):
+    pins, floors = pinned("requirements.txt"), pinned("requirements-compat.txt")
+    for name in ("tensorflow", "keras"):
+        installed, pin, floor = Version(v[name]), pins.get(name), floors.get(name)
+        if not pin or installed.release[:2] == pin.release[:2]:
+            continue
+        if floor and installed < floor:
             print(
-                f"Warning: {name} {v[name]} is installed, requirements.txt pins {pin}.*"
-                ": results may differ from the recorded ones."
+                f"Warning: {name} {installed} is older than the tested floor {floor}"
+                f' (requirements-compat.txt): pip install -U "{name}>={floor}".'
             )
+        else:
+            print(
+                f"Note: {name} {installed} is installed; tested are {pin.major}."
+                f"{pin.minor}.* (requirements.txt) and {floor} (make test-compat)."
+                " Results may differ from the recorded ones in the last digits."
+            )
+
+
+def pinned(file: str) -> dict[str, Version]:
+    """The versions a requirements file pins (``name~=X.Y`` or ``name==X.Y.Z``)."""
+    path = PROJECT_ROOT / file
+    text = path.read_text() if path.is_file() else ""
+    found = re.findall(r"^([\w-]+)\s*(?:~=|==)\s*([\d.]+)", text, re.M)
+    return {name: Version(number) for name, number in found}
 
 
 @contextlib.contextmanager

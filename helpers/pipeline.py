@@ -19,7 +19,6 @@ import multiprocessing
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import psutil
 
 from helpers import artifacts, data, parameters, stats
 
@@ -443,10 +443,9 @@ def _exit_with_parent(parent: int) -> None:
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(0.2)
-        for stat in Path("/proc").glob("[0-9]*/stat"):  # the kernel: a child
-            with contextlib.suppress(OSError, ValueError):
-                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == os.getpid():
-                    os.kill(int(stat.parent.name), signal.SIGKILL)
+        for kernel in psutil.Process().children():
+            with contextlib.suppress(psutil.Error):
+                kernel.kill()
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()

@@ -5,15 +5,18 @@ Pillow puts each image in Fashion-MNIST form; the model takes the raw 0-255 pixe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from packaging.version import Version
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from helpers.artifacts import SEED_RUN, default_output_dir, stderr_to
@@ -141,12 +144,27 @@ def load_model(path: str | os.PathLike) -> keras.Model:
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many types for a bad archive
+        saved = saved_by(path)
+        if saved and Version(saved) > Version(keras.version()):
+            raise ModelLoadError(
+                f"{path}: saved by Keras {saved}, which Keras {keras.version()} (the"
+                f' one installed) cannot read: pip install -U "keras>={saved}", or'
+                " retrain in this environment"
+            ) from None
         reason = " ".join(str(err).split())  # e.g. safe mode refusing a Lambda layer
         raise ModelLoadError(f"{path}: cannot load the model: {reason}") from None
     shapes = model.input_shape, model.output_shape
     if shapes not in [((None, 28, 28), (None, 10)), ((None, 28, 28, 1), (None, 10))]:
         raise ModelLoadError(f"{path}: shapes {shapes} are not 28x28(x1) in, 10 out")
     return model
+
+
+def saved_by(path: str | os.PathLike) -> str | None:
+    """The version of Keras that saved a ``.keras`` file (its ``metadata.json``)."""
+    errors = (OSError, KeyError, ValueError, zipfile.BadZipFile)
+    with contextlib.suppress(*errors), zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("metadata.json"))["keras_version"]
+    return None
 
 
 def predict_images(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 matplotlib.use("Agg")  # no screen in CI
 
-from helpers import data
+from helpers import artifacts, data
 
 REAL_DATA_DIR = data.SYSTEM_DATA_DIR
 needs_real_data = pytest.mark.skipif(
@@ -23,9 +24,6 @@ needs_real_data = pytest.mark.skipif(
     reason=f"Fashion-MNIST not installed in {REAL_DATA_DIR} (apt-get install "
     "dataset-fashion-mnist)",
 )
-
-
-ANONYMITY_MARK = "zq-fast-run-mark"  # the shared fast run's folder name
 
 
 def run_python(*args, cwd, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -102,14 +100,17 @@ def tiny_dataset(isolated_search, monkeypatch):
 
 @pytest.fixture(scope="session")
 def fast_run(tmp_path_factory):
-    """Every notebook, run once per test session in fast mode by the command line;
-    returns its folder, with the command's console output in ``console.txt``.
+    """Every notebook, run once per test session in fast mode by the command line,
+    into a fresh ``artifacts-fast/`` (where ``make test-compat`` finds its models);
+    returns that folder, with the command's console output in ``console.txt``.
 
     Tests read this run instead of executing notebooks again.
     """
     if not all(data.find_idx_file(REAL_DATA_DIR, s) for s in data.FASHION_MNIST_FILES):
         pytest.skip(f"Fashion-MNIST not installed in {REAL_DATA_DIR}")
-    output_dir = tmp_path_factory.mktemp(ANONYMITY_MARK)  # searched for in its files
+    output_dir = artifacts.default_output_dir(fast=True)
+    shutil.rmtree(output_dir, ignore_errors=True)  # nothing from an earlier run
+    output_dir.mkdir()
     done = subprocess.run(
         [
             sys.executable,

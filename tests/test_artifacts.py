@@ -159,8 +159,9 @@ def test_saved_run_is_read_back_with_its_predictions_and_checkpoints_dropped(
     assert reloaded.count_params() == model.count_params()
 
 
-def test_setup_line_names_versions_and_device_and_warns_on_other_pins(
-    tmp_path, monkeypatch, capsys
+@pytest.mark.parametrize("floor", ["2.98.0", "99.0.0"])
+def test_setup_line_names_versions_and_device_and_what_is_tested(
+    tmp_path, monkeypatch, capsys, floor
 ):
     environment = artifacts.environment()
     tf_version = environment["versions"]["tensorflow"]
@@ -168,6 +169,7 @@ def test_setup_line_names_versions_and_device_and_warns_on_other_pins(
     (tmp_path / "requirements.txt").write_text(
         f"tensorflow~={major_minor}.0  # as pinned\nkeras~=2.99\nnumpy~=1.0\n"
     )
+    (tmp_path / "requirements-compat.txt").write_text(f"keras=={floor}\n")
     monkeypatch.setattr(artifacts, "PROJECT_ROOT", tmp_path)
     artifacts.show_environment()
     lines = capsys.readouterr().out.splitlines()
@@ -175,10 +177,19 @@ def test_setup_line_names_versions_and_device_and_warns_on_other_pins(
     assert f"TensorFlow {tf_version}" in lines[0]
     assert lines[0].endswith(f" | {environment['device']}")
     keras_version = environment["versions"]["keras"]
-    assert lines[1:] == [  # one line, for Keras only: TensorFlow matches its pin
-        f"Warning: keras {keras_version} is installed, requirements.txt pins 2.99.*: "
-        "results may differ from the recorded ones."
-    ]
+    # One line, for Keras only: TensorFlow matches its pin.
+    if floor == "2.98.0":  # above the tested floor: tested, numbers may differ
+        expected = (
+            f"Note: keras {keras_version} is installed; tested are 2.99.* "
+            "(requirements.txt) and 2.98.0 (make test-compat). Results may differ "
+            "from the recorded ones in the last digits."
+        )
+    else:
+        expected = (
+            f"Warning: keras {keras_version} is older than the tested floor 99.0.0 "
+            '(requirements-compat.txt): pip install -U "keras>=99.0.0".'
+        )
+    assert lines[1:] == [expected]
 
 
 def test_a_fast_benchmark_check_never_writes_the_committed_results():

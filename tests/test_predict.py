@@ -12,6 +12,7 @@ import os
 import struct
 import subprocess
 import warnings
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -317,6 +318,33 @@ def test_load_model_checks_the_shapes(model_file, tmp_path):
     with pytest.raises(ModelLoadError, match="10 out") as error:
         predict.load_model(wrong)
     assert str(wrong) in str(error.value)
+
+
+def test_a_model_from_a_newer_keras_is_refused_naming_both_versions(
+    model_file, tmp_path
+):
+    # What an older Keras meets in a newer one's file: a setting it does not know.
+    with zipfile.ZipFile(model_file) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(files["config.json"])
+    config["config"]["layers"][-1]["config"]["setting_of_keras_99"] = None
+    files["config.json"] = json.dumps(config).encode()
+    metadata = json.loads(files["metadata.json"]) | {"keras_version": "99.0.0"}
+    files["metadata.json"] = json.dumps(metadata).encode()
+    newer = tmp_path / "newer.keras"
+    with zipfile.ZipFile(newer, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    assert predict.saved_by(newer) == "99.0.0"
+    import keras
+
+    with pytest.raises(ModelLoadError) as error:
+        predict.load_model(newer)
+    assert str(error.value) == (
+        f"{newer}: saved by Keras 99.0.0, which Keras {keras.version()} (the one "
+        'installed) cannot read: pip install -U "keras>=99.0.0", or retrain in this '
+        "environment"
+    )
 
 
 def test_lambda_layer_is_refused_by_safe_mode(tmp_path):
