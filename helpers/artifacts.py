@@ -107,11 +107,15 @@ def hold_output_dir(folder: str | os.PathLike, command: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def environment_set(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the block (child processes inherit them),
-    then restore what was there."""
+def environment_set(values: dict[str, str | None]) -> Iterator[None]:
+    """Set environment variables for the block (child processes inherit them; None
+    unsets one), then restore what was there."""
     before = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     try:
         yield
     finally:
@@ -242,6 +246,9 @@ def stderr_to(path: str | os.PathLike) -> Iterator[TextIO]:
             os.close(saved)
 
 
+TRAINING_LOCKS: dict[str, filelock.BaseFileLock] = {}  # by path, held by this kernel
+
+
 class TrainingFolder:
     """The files that let a run's training survive ``kill -9``: ``checkpoints/<run>/``
     under ``output_dir``, with the ``BackupAndRestore`` folder (``backup_dir``), the
@@ -253,6 +260,18 @@ class TrainingFolder:
 
     def __init__(self, output_dir, run: str, settings: dict, model: keras.Model):
         self.folder = Path(output_dir) / "checkpoints" / run
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        # One kernel at a time trains a run: the lock is held until this process
+        # exits, so a run retried elsewhere waits for a lost worker's kernel to stop.
+        path = f"{self.folder}.lock"
+        lock = TRAINING_LOCKS.setdefault(path, filelock.FileLock(path))
+        try:
+            lock.acquire(timeout=60)
+        except filelock.Timeout:
+            raise OutputFolderError(
+                f"{run}: another kernel is still training it; stop that kernel, or"
+                " give this run another output_dir"
+            ) from None
         self.backup_dir = self.folder / "backup"
         self.log_path = self.folder / "log.csv"
         self.train_images = int(settings["train_images"])

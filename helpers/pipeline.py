@@ -15,22 +15,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import multiprocessing
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import psutil
 
 from helpers import artifacts, data, parameters, stats
 
@@ -338,49 +335,56 @@ def _shown(path: Path) -> str:
     return os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
 
 
-def run_one(run: Run, tag: str, output_dir: Path, reports_dir: Path, *options) -> None:
-    """Run one notebook and export its PDF, unless it finished with the same inputs.
-
-    ``options``: ``fast``, ``force``, ``data_dir`` as for :func:`run_all`. The run's
-    record (what makes it count as finished) is written last.
-    """
-    fast, force, _ = options  # the data folder reaches the kernels by run_all's env
+def is_done(
+    run: Run, tag: str, output_dir: Path, reports_dir: Path, fast: bool
+) -> bool:
+    """On the client: whether ``run`` finished with the same inputs (its record
+    matches and its exports exist) or was restored from its kept copy; says which."""
     parameters = {**run.parameters, "fast": fast}
     record = output_dir / "runs" / f"{run.name}.json"
     pdf = reports_dir / f"{run.name}.pdf"
     html = reports_dir / "html" / f"{run.name}.html"
     exported = html.is_file() and (pdf.is_file() or not shutil.which("xelatex"))
     expected = fingerprint(run, parameters, output_dir)
-    done = (not run.pdf or exported) and (
+    if (not run.pdf or exported) and (
         record.is_file() and artifacts.read_json(record) == expected
-    )
-    if done and not force:
+    ):
         print(f"{tag}: up to date, skipped", flush=True)
-        return
-    kept = None if fast or force else restore_kept(run, expected, output_dir)
+        return True
+    kept = None if fast else restore_kept(run, expected, output_dir)
     if kept:
         print(f"{tag}: restored from {_shown(kept)}", flush=True)
-        return
+    return bool(kept)
+
+
+def run_one(
+    run: Run, tag: str, output_dir: Path, reports_dir: Path, fast: bool, commit: str
+) -> None:
+    """On a worker: run one notebook, export it (PDF and HTML), and write its record
+    (what makes it count as finished) last; a kept run's copy records ``commit``."""
+    parameters = {**run.parameters, "fast": fast}
+    record = output_dir / "runs" / f"{run.name}.json"
     record.unlink(missing_ok=True)
-    print(f"{tag}: started ({run.notebook})", flush=True)
+    say(f"{tag}: started ({run.notebook})")
     start = time.perf_counter()
     try:
         executed = execute(run, parameters, output_dir)
     except RunFailed as err:
         seconds = time.perf_counter() - start
-        raise SystemExit(f"{tag}: failed after {seconds:.0f} s in {err}") from None
+        raise RunFailed(f"{tag}: failed after {seconds:.0f} s in {err}") from None
     finished = fingerprint(run, parameters, output_dir)  # with the files it wrote
+    made = output_dir / "metrics" / f"{run.name}.json"
     if run.pdf:
-        pdf = export(executed, run.name, reports_dir, run.hide_input, 1 if fast else 3)
+        made = export(executed, run.name, reports_dir, run.hide_input, 1 if fast else 3)
     artifacts.write_json(record, finished)
-    metrics = output_dir / "metrics" / f"{run.name}.json"
     if run.kept and not fast:  # committed: a fresh clone need not retrain it
-        copy = {"record": finished, "commit": head_commit()}
-        copy |= {"metrics": artifacts.read_json(metrics)}
+        copy = {"record": finished, "commit": commit}
+        copy |= {
+            "metrics": artifacts.read_json(output_dir / "metrics" / f"{run.name}.json")
+        }
         artifacts.write_json(kept_path(run), copy)
     seconds = time.perf_counter() - start
-    made = pdf if run.pdf else metrics
-    print(f"{tag}: done in {seconds:.0f} s -> {_shown(made)}", flush=True)
+    say(f"{tag}: done in {seconds:.0f} s -> {_shown(made)}")
 
 
 def run_all(
@@ -391,64 +395,105 @@ def run_all(
     force: bool = False,
     data_dir: str | None = None,
     restore: Sequence[Run] = (),
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> None:
     """Restore the committed runs ``restore`` (see :func:`restore_committed`), then
-    run ``runs`` in order, skipping those already finished with the same inputs.
-
-    In fast mode (CI) the runs before the summaries go two at a time, each in its
-    own process; a full run goes one at a time, so its timings stay undisturbed.
+    run ``runs``, skipping those already finished with the same inputs, each as a
+    task on Dask distributed (see :func:`dask_client`): the model runs first, then
+    the summaries, which read their metrics, one after another.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # kernels inherit it
-    if restore:
-        restore_committed(restore, output_dir)
-    if any(run.pdf for run in runs) and not shutil.which("xelatex"):
-        print(
-            "PDFs skipped: xelatex is not installed (as in Colab); the HTML exports"
-            f" in {_shown(reports_dir / 'html')} are what to hand in.",
-            flush=True,
-        )
-    # The folders reach the kernels by environment, not as parameters: no path of
-    # this machine shows in an executed notebook or its PDF.
-    folders = {artifacts.OUTPUT_ENV: str(output_dir), data.ENV_VAR: data_dir}
-    with artifacts.environment_set({k: v for k, v in folders.items() if v}):
-        _run_jobs(runs, output_dir, reports_dir, fast, force, data_dir)
+    # What the kernels need travels with each task, not in a worker's environment:
+    # the folders (not as parameters: no path of this machine shows in a notebook),
+    # the lock's permission, and the client's own thread settings (Dask's nanny
+    # sets OMP_NUM_THREADS and the like to 1 in its workers).
+    data_dir = data_dir or os.environ.get(data.ENV_VAR)
+    env = {artifacts.OUTPUT_ENV: str(output_dir), data.ENV_VAR: data_dir}
+    env |= {artifacts.RUNNER_ENV: str(os.getpid()), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env |= {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    tags = {run.name: f"[{k}/{len(runs)}] {run.name}" for k, run in enumerate(runs, 1)}
+    commit = head_commit()
+    from dask.distributed import as_completed
+
+    def start(run: Run) -> Any:  # None when the run is up to date or restored
+        if not force and is_done(run, tags[run.name], output_dir, reports_dir, fast):
+            return None
+        job = (run, tags[run.name], output_dir, reports_dir, fast, commit)
+        return client.submit(_task, job, env, key=f"{run.name}-{secrets.token_hex(4)}")
+
+    with dask_client(scheduler, workers or (2 if fast else 1)) as client:
+        if restore:
+            restore_committed(restore, output_dir)
+        if any(run.pdf for run in runs) and not shutil.which("xelatex"):
+            print(
+                "PDFs skipped: xelatex is not installed (as in Colab); the HTML"
+                f" exports in {_shown(reports_dir / 'html')} are what to hand in.",
+                flush=True,
+            )
+        client.subscribe_topic(TOPIC, lambda event: print(event[1], flush=True))
+        try:
+            first = [start(run) for run in runs if not run.summary]
+            for future in as_completed([f for f in first if f]):
+                future.result()  # a failed run stops the pipeline here
+            for run in [run for run in runs if run.summary]:
+                if future := start(run):  # after the metrics it reads
+                    future.result()
+        except RunFailed as err:
+            raise SystemExit(str(err)) from None
 
 
-def _run_jobs(runs, output_dir, reports_dir, fast, force, data_dir) -> None:
-    jobs = [
-        (run, f"[{k}/{len(runs)}] {run.name}", output_dir, reports_dir, fast, force)
-        for k, run in enumerate(runs, 1)
-    ]
-    if fast:
-        spawn = multiprocessing.get_context("spawn")  # papermill changes the cwd
-        watch = dict(initializer=_exit_with_parent, initargs=(os.getpid(),))
-        with ProcessPoolExecutor(max_workers=2, mp_context=spawn, **watch) as pool:
-            futures = [
-                pool.submit(run_one, *job, data_dir)
-                for job in jobs
-                if not job[0].summary
-            ]
-            for future in futures:
-                future.result()
-        jobs = [job for job in jobs if job[0].summary]
-    for job in jobs:
-        run_one(*job, data_dir)
+TOPIC = "fashion-mnist-pipeline"  # the runs' console lines, from worker to client
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
-def _exit_with_parent(parent: int) -> None:
-    """In a pool worker: once the runner that started it is gone (``kill -9``), kill
-    its notebook kernel (at once: the kernel's own watch of its parent takes up to a
-    second, time for another epoch and its backup) and exit."""
+@contextlib.contextmanager
+def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
+    """A Dask client: of the cluster at ``scheduler`` (or ``$DASK_SCHEDULER_ADDRESS``),
+    whose workers must see this project folder, or of a ``LocalCluster`` of
+    ``workers`` single-threaded worker processes on this machine."""
+    import dask
+    from dask.distributed import Client, LocalCluster
 
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.2)
-        for kernel in psutil.Process().children():
-            with contextlib.suppress(psutil.Error):
-                kernel.kill()
-        os._exit(1)
+    address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    if address:
+        try:
+            client = Client(address, timeout=30)
+        except OSError as err:
+            raise SystemExit(
+                f"error: no Dask scheduler answers at {address} ({err}); start one"
+                " (dask scheduler), or leave out --scheduler for a local cluster"
+            ) from None
+        with client:
+            yield client
+        return
+    # No thread limits in our workers: a run keeps the whole machine's cores.
+    with (
+        dask.config.set({"distributed.nanny.pre-spawn-environ": {}}),
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,  # one kernel per worker thread
+            memory_limit=0,  # the kernels, not the workers, hold the data
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
 
-    threading.Thread(target=watch, daemon=True).start()
+
+def _task(job: tuple, env: dict[str, str | None]) -> None:
+    """One run, on a Dask worker: its kernel gets the environment in ``env``."""
+    with artifacts.environment_set(env):
+        run_one(*job)
+
+
+def say(line: str) -> None:
+    """Print ``line`` on the client's console (from a Dask task) or here."""
+    from dask.distributed import get_worker
+
+    try:
+        get_worker().log_event(TOPIC, line)
+    except ValueError:  # not in a task
+        print(line, flush=True)
 
 
 def results_table(output_dir: Path) -> str | None:
@@ -537,7 +582,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--replicate", action="store_true", help="the published recipes"
     )
     parser.add_argument("--update-readme", action="store_true")
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="a Dask scheduler whose workers see this folder (default: a local"
+        " cluster; also $DASK_SCHEDULER_ADDRESS)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="runs at once on the local cluster (default: 1, --fast: 2)",
+    )
     args = parser.parse_args(argv)
+    if args.workers is not None and args.workers < 1:
+        parser.exit(2, f"error: --workers {args.workers}: give 1 or more\n")
     every = seed_runs(args.fast) if args.seeds else ()
     every += replication_runs(args.fast) if args.replicate else ()
     every = every or RUNS
@@ -569,7 +628,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
         options = (args.fast, args.force, data_dir)  # the kernels run in notebooks/
         restore = committed if every is RUNS else ()
-        run_all(runs, output_dir, reports_dir.resolve(), *options, restore=restore)
+        run_all(
+            runs,
+            output_dir,
+            reports_dir.resolve(),
+            *options,
+            restore=restore,
+            scheduler=args.scheduler,
+            workers=args.workers,
+        )
     return 0
 
 

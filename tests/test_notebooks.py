@@ -362,8 +362,8 @@ def test_a_cell_running_over_cell_timeout_fails_naming_notebook_and_cell(
     monkeypatch.setattr(pipeline, "NOTEBOOK_DIR", tmp_path)
     monkeypatch.setenv("CELL_TIMEOUT", "3")
     run = pipeline.Run("nap", "sleepy.ipynb")
-    with pytest.raises(SystemExit) as err:
-        pipeline.run_one(run, "[1/1] nap", tmp_path, tmp_path, True, False, None)
+    with pytest.raises(pipeline.RunFailed) as err:
+        pipeline.run_one(run, "[1/1] nap", tmp_path, tmp_path, True, "abc1234")
     message = str(err.value)
     assert message.startswith("[1/1] nap: failed after ")
     assert "sleepy.ipynb, cell 2 ran over CELL_TIMEOUT=3 s" in message  # 1: injected

@@ -205,7 +205,7 @@ def test_a_committed_replication_run_is_restored_not_retrained(tmp_path, monkeyp
         raise AssertionError("retrained a run whose committed copy matches")
 
     monkeypatch.setattr(pipeline, "execute", train)
-    pipeline.run_one(run, "[1/1]", output_dir, tmp_path, False, False, None)
+    assert pipeline.is_done(run, "[1/1]", output_dir, tmp_path, False)
     assert artifacts.read_json(output_dir / "metrics" / f"{run.name}.json") == metrics
     assert artifacts.read_json(output_dir / "runs" / f"{run.name}.json") == expected
     elsewhere = tmp_path / "elsewhere"  # a fresh clone's folder: the same record
@@ -223,8 +223,9 @@ def test_a_stale_committed_replication_run_is_retrained(tmp_path, monkeypatch):
         raise pipeline.RunFailed("trained")
 
     monkeypatch.setattr(pipeline, "execute", train)
-    with pytest.raises(SystemExit, match="trained"):
-        pipeline.run_one(run, "[1/1]", output_dir, tmp_path, False, False, None)
+    assert not pipeline.is_done(run, "[1/1]", output_dir, tmp_path, False)
+    with pytest.raises(pipeline.RunFailed, match="trained"):
+        pipeline.run_one(run, "[1/1]", output_dir, tmp_path, False, "abc1234")
     assert not (output_dir / "metrics" / f"{run.name}.json").exists()
 
 
