@@ -78,7 +78,7 @@ _UNWRITABLE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPER
 
 OUTPUT_ENV = "FASHION_MNIST_OUTPUT_DIR"  # the pipeline's output folder, for its kernels
 LOCK_FILE = ".lock"  # in an output folder: held by the run writing there
-HOLDER_FILE = ".lock-holder.json"  # that run's pid, command and start time
+HOLDER_FILE = ".lock-holder"  # JSON: that run's pid, command and start time
 RUNNER_ENV = "FASHION_MNIST_RUNNER"  # the pid of that run; its kernels inherit it
 
 
