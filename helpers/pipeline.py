@@ -457,10 +457,10 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
     address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
     if address:
         try:
-            client = Client(address, timeout=30)
+            client = Client(address, timeout=10)
         except OSError as err:
-            raise SystemExit(
-                f"error: no Dask scheduler answers at {address} ({err}); start one"
+            raise parameters.ParameterError(
+                f"--scheduler {address}: no Dask scheduler answers ({err}); start one"
                 " (dask scheduler), or leave out --scheduler for a local cluster"
             ) from None
         with client:
@@ -628,15 +628,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
         options = (args.fast, args.force, data_dir)  # the kernels run in notebooks/
         restore = committed if every is RUNS else ()
-        run_all(
-            runs,
-            output_dir,
-            reports_dir.resolve(),
-            *options,
-            restore=restore,
-            scheduler=args.scheduler,
-            workers=args.workers,
-        )
+        try:
+            run_all(
+                runs,
+                output_dir,
+                reports_dir.resolve(),
+                *options,
+                restore=restore,
+                scheduler=args.scheduler,
+                workers=args.workers,
+            )
+        except parameters.ParameterError as err:  # an unreachable scheduler
+            parser.exit(2, f"error: {err}\n")
     return 0
 
 

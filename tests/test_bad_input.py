@@ -224,6 +224,11 @@ PIPELINE_CASES = [
     (["--fast", "--output-dir", "{file}"], "output_dir="),
     (["--fast", "--data-dir", "{missing}"], "data_dir="),
     (["--only", "cnn-plsu"], "unknown run(s) cnn-plsu"),
+    (["--fast", "--workers", "0"], "--workers 0: give 1 or more"),
+    (
+        ["--fast", "--output-dir", "{out}", "--scheduler", "tcp://127.0.0.1:9"],
+        "--scheduler tcp://127.0.0.1:9: no Dask scheduler answers",
+    ),
 ]
 
 
