@@ -19,8 +19,8 @@ fast: setup  ## the whole pipeline on a tiny subset, 2 epochs, into artifacts-fa
 benchmark: setup  ## inference speed of the last run's saved models -> benchmarks/results
 	$(PY) -m benchmarks.speed
 
-ablation: setup  ## what each ingredient of cnn-plus buys (validation only), ~1 hour
-	$(PY) -m benchmarks.ablation
+ablation: setup  ## what each ingredient of cnn-plus buys (validation only), ~2 hours
+	$(PY) -m helpers.pipeline --ablation
 
 seeds: setup  ## every main model run at seeds 42-46 (cnn-plus 42-44), kept; ~1.5 hours
 	$(PY) -m helpers.pipeline --seeds

@@ -38,6 +38,16 @@ if TYPE_CHECKING:
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
+KEPT_ROOT = PROJECT_ROOT / "benchmarks" / "results"  # <group>/<run>.json, committed
+
+
+def load_kept(group: str) -> pd.DataFrame:
+    """The committed runs of ``group`` (``seeds``, ``replication``, ``ablation``):
+    each one's metrics and the commit it was made at, a row per run."""
+    kept = [read_json(path) for path in sorted((KEPT_ROOT / group).glob("*.json"))]
+    return pd.DataFrame([copy["metrics"] | {"commit": copy["commit"]} for copy in kept])
+
+
 def default_output_dir(fast: bool = False) -> Path:
     """Return ``<project>/artifacts``, or ``<project>/artifacts-fast`` in fast mode."""
     return PROJECT_ROOT / ("artifacts-fast" if fast else "artifacts")

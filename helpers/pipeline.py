@@ -35,7 +35,7 @@ NOTEBOOK_DIR = artifacts.PROJECT_ROOT / "notebooks"
 README = artifacts.PROJECT_ROOT / "README.md"
 RESULTS_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
 REPLICATION_MARKERS = ("<!-- replication:start -->", "<!-- replication:end -->")
-KEPT_ROOT = artifacts.PROJECT_ROOT / "benchmarks" / "results"  # <group>/<run>.json
+KEPT_ROOT = artifacts.KEPT_ROOT
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,8 @@ class Run:
     pdf: bool = True  # exported to reports/ (not each seed or replication run)
     kept: str = ""  # its record and metrics committed in KEPT_ROOT / kept (a group)
     seeds: range = range(0)  # the seeds `make seeds` trains a model run at
+    # make ablation: the notebook stops before its test split and runs this instead
+    validation_cell: str = ""
 
 
 RUNS = (
@@ -117,6 +119,57 @@ def replication_runs(fast: bool = False) -> tuple[Run, ...]:
     return (*runs, Run("07_replication", "07_replication.ipynb", summary=True))
 
 
+# make ablation: 04 with one thing changed from the recipe as it was before the 28x28
+# stem became its default (stem="strided"), as the first rows were measured.
+ABLATION = {
+    "all ingredients": {"stem": "strided"},
+    "no augmentation": {"stem": "strided", "augment": False},
+    "no label smoothing": {"stem": "strided", "label_smoothing": 0.0},
+    "peak learning rate 1e-3": {"stem": "strided", "learning_rate": 1e-3},
+    "batch 256": {"stem": "strided", "batch_size": 256},
+    "12 epochs": {"stem": "strided", "epochs": 12},
+    "12 epochs, peak learning rate 5e-3": {
+        "stem": "strided",
+        "epochs": 12,
+        "learning_rate": 5e-3,
+    },
+    "28x28 stem, 9 epochs": {"stem": "full", "epochs": 9},
+    "28x28 stem, 11 epochs (the recipe)": {"stem": "full", "epochs": 11},
+    "28x28 stem, batch 64, 10 epochs": {"stem": "full", "batch_size": 64, "epochs": 10},
+}
+# What an ablation row records, in place of 04's test-split section.
+ABLATION_RECORD = """summary = training.summary()
+artifacts.write_json(output_dir / "metrics" / f"{{run}}.json", dict(
+    run=run, change={change!r}, epochs=epochs, stem=stem, fast=fast,
+    val_accuracy=val_plain, val_accuracy_averaged=val_averaged,
+    **{{k: summary[k] for k in ("epochs_run", "train_seconds", "cpu_busy")}},
+    **training.cost(model, summary["epochs_run"])))"""
+
+
+def ablation_runs(epochs: int = 10) -> tuple[Run, ...]:
+    """The runs of ``make ablation``: 04 once per row of ABLATION, at ``epochs``
+    unless the row sets them, scored on the validation split only (the test images
+    stay untouched), committed in ``benchmarks/results/ablation/``."""
+    runs = []
+    for change, changed in ABLATION.items():
+        changed = {"epochs": epochs, **changed}
+        slug = re.sub(r"[^a-z0-9]+", "-", change.lower()).strip("-")
+        name = f"ablation-{slug}-e{changed['epochs']}"
+        record = ABLATION_RECORD.format(change=change)
+        parameters = {**changed, "name": name}
+        runs.append(
+            Run(
+                name,
+                "04_cnn_plus.ipynb",
+                parameters,
+                pdf=False,
+                kept="ablation",
+                validation_cell=record,
+            )
+        )
+    return tuple(runs)
+
+
 def _digest(paths: Sequence[Path]) -> str:
     digest = hashlib.sha256()
     for path in paths:
@@ -142,6 +195,8 @@ def fingerprint(run: Run, parameters: dict[str, Any], output_dir: Path) -> dict:
     inputs = [*sorted(reads), data.PUBLISHED_FILE] if run.summary else []
     notebook = code_digest(NOTEBOOK_DIR / run.notebook)
     given = {k: v for k, v in parameters.items() if k != "output_dir"}
+    if run.validation_cell:
+        notebook += hashlib.sha256(run.validation_cell.encode()).hexdigest()[:16]
     return {"notebook": notebook, "inputs": _digest(inputs), "parameters": given}
 
 
@@ -282,10 +337,16 @@ def execute(run: Run, parameters: dict[str, Any], output_dir: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     log.write_text("")
     timeout = int(os.environ.get("CELL_TIMEOUT", 3600))
+    notebook = nbformat.read(NOTEBOOK_DIR / run.notebook, as_version=4)
+    if run.validation_cell:  # up to the test split, then the validation cell
+        tags = [cell.metadata.get("tags", []) for cell in notebook.cells]
+        end = next(i for i, t in enumerate(tags) if "test-split" in t)
+        notebook.cells = notebook.cells[:end]
+        notebook.cells.append(nbformat.v4.new_code_cell(run.validation_cell))
     try:
         with artifacts.stderr_to(log) as stdout:  # the kernel inherits descriptor 2
             papermill.execute_notebook(
-                NOTEBOOK_DIR / run.notebook,
+                notebook,
                 executed,
                 parameters=parameters,
                 kernel_name="python3",
@@ -581,6 +642,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--replicate", action="store_true", help="the published recipes"
     )
+    parser.add_argument(
+        "--ablation", action="store_true", help="04 with one change each (validation)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=10, help="the ablation's epochs (default 10)"
+    )
     parser.add_argument("--update-readme", action="store_true")
     parser.add_argument(
         "--scheduler",
@@ -595,10 +662,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="runs at once on the local cluster (default: 1, --fast: 2)",
     )
     args = parser.parse_args(argv)
-    if args.workers is not None and args.workers < 1:
-        parser.exit(2, f"error: --workers {args.workers}: give 1 or more\n")
+    for option, value in (("--workers", args.workers), ("--epochs", args.epochs)):
+        if value is not None and value < 1:
+            parser.exit(2, f"error: {option} {value}: give 1 or more\n")
     every = seed_runs(args.fast) if args.seeds else ()
     every += replication_runs(args.fast) if args.replicate else ()
+    every += ablation_runs(args.epochs) if args.ablation else ()
     every = every or RUNS
     committed = (*seed_runs(), *replication_runs()[:-1])  # restored by the main run
     if args.list:

@@ -190,13 +190,3 @@ def test_setup_line_names_versions_and_device_and_what_is_tested(
             '(requirements-compat.txt): pip install -U "keras>=99.0.0".'
         )
     assert lines[1:] == [expected]
-
-
-def test_a_fast_benchmark_check_never_writes_the_committed_results():
-    from benchmarks import ablation, results_file
-
-    for committed in (ablation.RESULTS,):
-        assert results_file(committed, fast=False) == committed
-        check = results_file(committed, fast=True)
-        assert check.name == committed.name
-        assert check.parent == artifacts.default_output_dir(fast=True)

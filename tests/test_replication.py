@@ -369,3 +369,39 @@ def test_the_main_command_restores_before_running_and_hands_no_kept_run_to_train
     assert pipeline.main(["--output-dir", str(out)]) == 0
     assert handed == [run.name for run in pipeline.RUNS]  # no seed or replication run
     assert artifacts.load_seed_runs(out)["run"].tolist() == [seed_run.name]
+
+
+def test_the_ablation_plan_names_each_row_by_its_change_and_epochs():
+    runs = pipeline.ablation_runs(epochs=4)
+    assert len({run.name for run in runs}) == len(pipeline.ABLATION) == len(runs)
+    assert runs[1].name == "ablation-no-augmentation-e4"
+    assert runs[1].parameters == {
+        "epochs": 4,
+        "stem": "strided",
+        "augment": False,
+        "name": "ablation-no-augmentation-e4",
+    }
+    assert pipeline.ablation_runs(epochs=4)[5].name == "ablation-12-epochs-e12"
+    assert all(run.kept == "ablation" and not run.pdf for run in runs)
+    assert "change='no augmentation'" in runs[1].validation_cell
+
+
+@needs_real_data
+def test_an_ablation_run_stops_before_the_test_split_and_a_fast_one_is_not_kept(
+    tmp_path,
+):
+    run = pipeline.ablation_runs()[2]  # no label smoothing
+    kept = {p: p.read_bytes() for p in (pipeline.KEPT_ROOT / "ablation").glob("*")}
+    output = tmp_path / "out"
+    command = ["-m", "helpers.pipeline", "--fast", "--ablation", "--only", run.name]
+    done = run_python(*command, "--output-dir", output, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    metrics = artifacts.read_json(output / "metrics" / f"{run.name}.json")
+    assert metrics["change"] == "no label smoothing"
+    assert 0 <= metrics["val_accuracy"] <= 1
+    assert metrics["train_flops"] > 0
+    assert "test_accuracy" not in metrics  # the test split stayed untouched
+    executed = nbformat.read(output / "notebooks" / f"{run.name}.ipynb", 4)
+    assert not any("test-split" in c.metadata.get("tags", []) for c in executed.cells)
+    after = {p: p.read_bytes() for p in (pipeline.KEPT_ROOT / "ablation").glob("*")}
+    assert after == kept  # a fast row is a check, never a result
