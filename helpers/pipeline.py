@@ -493,8 +493,8 @@ def run_all(
             )
         client.subscribe_topic(TOPIC, lambda event: print(event[1], flush=True))
         try:
-            first = [start(run) for run in runs if not run.summary]
-            for future in as_completed([f for f in first if f]):
+            started = [f for run in runs if not run.summary if (f := start(run))]
+            for future in as_completed(started) if started else ():
                 future.result()  # a failed run stops the pipeline here
             for run in [run for run in runs if run.summary]:
                 if future := start(run):  # after the metrics it reads

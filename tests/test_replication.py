@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -359,13 +360,21 @@ def test_the_main_command_restores_before_running_and_hands_no_kept_run_to_train
         {"record": record, "commit": "abc1234", "metrics": metrics},
     )
     handed = []
-
-    def run_jobs(runs, output_dir, *rest):  # what the command would execute
-        handed.extend(run.name for run in runs)
-        assert (output_dir / "metrics" / f"{seed_run.name}.json").is_file()
-
-    monkeypatch.setattr(pipeline, "_run_jobs", run_jobs)
     out = tmp_path / "out"
+
+    def is_done(run, *rest):  # what the command would run, or skip
+        handed.append(run.name)
+        assert (out / "metrics" / f"{seed_run.name}.json").is_file()  # restored first
+        return True
+
+    class Client:  # no cluster: every run counts as done
+        def subscribe_topic(self, *args):
+            pass
+
+    monkeypatch.setattr(pipeline, "is_done", is_done)
+    monkeypatch.setattr(
+        pipeline, "dask_client", lambda *a: contextlib.nullcontext(Client())
+    )
     assert pipeline.main(["--output-dir", str(out)]) == 0
     assert handed == [run.name for run in pipeline.RUNS]  # no seed or replication run
     assert artifacts.load_seed_runs(out)["run"].tolist() == [seed_run.name]
