@@ -361,8 +361,10 @@ def execute(run: Run, parameters: dict[str, Any], output_dir: Path) -> Path:
         problem = f"cell {err.exec_count}: {err.ename}: {err.evalue}"
     except TimeoutError:  # nbclient's CellTimeoutError
         cells = nbformat.read(executed, as_version=4).cells
-        status = [c.metadata.get("papermill", {}).get("status") for c in cells]
-        i = len(status) - status[::-1].index("completed") - 1  # the last one started
+        # papermill marks every cell "completed" then; the timed-out one is the
+        # last that started
+        started = [c.metadata.get("papermill", {}).get("start_time") for c in cells]
+        i = max(k for k, time in enumerate(started) if time)
         problem = f"cell {i} ran over CELL_TIMEOUT={timeout} s: {cells[i].source!r}"
     else:
         _anonymise(executed, run)

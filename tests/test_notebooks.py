@@ -354,7 +354,8 @@ def test_a_cell_running_over_cell_timeout_fails_naming_notebook_and_cell(
 ):
     nb = nbformat.v4.new_notebook()
     nb.cells = [
-        nbformat.v4.new_code_cell(s) for s in ("x = 1", "import time; time.sleep(60)")
+        nbformat.v4.new_code_cell(s)
+        for s in ("x = 1", "import time; time.sleep(60)", "y = 2")
     ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     nb.metadata["kernelspec"]["language"] = "python"
