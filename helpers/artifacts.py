@@ -143,8 +143,8 @@ def check_not_in_use(folder: str | os.PathLike) -> None:
     if not (folder / LOCK_FILE).is_file():
         return
     try:
-        with filelock.FileLock(folder / LOCK_FILE).acquire(timeout=0):
-            return  # held by nobody
+        with filelock.FileLock(folder / LOCK_FILE).acquire(timeout=1):
+            return  # held by nobody (another check holds it for an instant)
     except filelock.Timeout:
         if str(_holder(folder).get("pid")) != os.environ.get(RUNNER_ENV):
             raise OutputFolderError(_in_use(folder)) from None
@@ -273,7 +273,7 @@ class TrainingFolder:
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         # One kernel at a time trains a run: the lock is held until this process
         # exits, so a run retried elsewhere waits for a lost worker's kernel to stop.
-        path = f"{self.folder}.lock"
+        self.lock_path = path = f"{self.folder}.lock"
         lock = TRAINING_LOCKS.setdefault(path, filelock.FileLock(path))
         try:
             lock.acquire(timeout=60)
@@ -300,6 +300,12 @@ class TrainingFolder:
         self.resumed_from_epoch = backup["epoch"] if backup else None
         if backup:
             print(f"{run}: resuming after epoch {backup['epoch']} of an earlier run.")
+
+    def finish(self) -> None:
+        """Once the run's files are saved: remove the folder, release the lock."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        if lock := TRAINING_LOCKS.pop(self.lock_path, None):
+            lock.release(force=True)
 
     def read_log(self, every_session: bool = False) -> pd.DataFrame:
         """Return the training log, a row per epoch (index from 0; ``every_session``:
@@ -375,7 +381,7 @@ def save_run(
         **environment(),
     }
     write_json(output_dir / "metrics" / f"{run}.json", record)
-    shutil.rmtree(training.folder)
+    training.finish()
     return record
 
 

@@ -143,7 +143,8 @@ artifacts.write_json(output_dir / "metrics" / f"{{run}}.json", dict(
     run=run, change={change!r}, epochs=epochs, stem=stem, fast=fast,
     val_accuracy=val_plain, val_accuracy_averaged=val_averaged,
     **{{k: summary[k] for k in ("epochs_run", "train_seconds", "cpu_busy")}},
-    **training.cost(model, summary["epochs_run"])))"""
+    **training.cost(model, summary["epochs_run"])))
+training.finish()  # as save_run does: a rerun trains again"""
 
 
 def ablation_runs(epochs: int = 10) -> tuple[Run, ...]:
@@ -473,7 +474,7 @@ def run_all(
     data_dir = data_dir or os.environ.get(data.ENV_VAR)
     env = {artifacts.OUTPUT_ENV: str(output_dir), data.ENV_VAR: data_dir}
     env |= {artifacts.RUNNER_ENV: str(os.getpid()), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env |= {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    env |= {name: os.environ.get(name) for name in (*THREAD_VARIABLES, "CELL_TIMEOUT")}
     tags = {run.name: f"[{k}/{len(runs)}] {run.name}" for k, run in enumerate(runs, 1)}
     commit = head_commit()
     from dask.distributed import as_completed
@@ -545,6 +546,10 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
 
 def _task(job: tuple, env: dict[str, str | None]) -> None:
     """One run, on a Dask worker: its kernel gets the environment in ``env``."""
+    from dask.distributed import get_worker
+
+    if get_worker().state.nthreads != 1:  # the runs change process-wide state
+        raise RunFailed(f"{job[1]}: start the Dask workers with --nthreads 1")
     with artifacts.environment_set(env):
         run_one(*job)
 
@@ -571,7 +576,8 @@ def results_table(output_dir: Path) -> str | None:
     paths = sorted((output_dir / "metrics").glob("*.json"))
     paths = [path for path in paths if not artifacts.SEED_RUN.fullmatch(path.stem)]
     runs = [artifacts.read_json(path) for path in paths]
-    full = [run for run in runs if run.get("fast") is False and "recipe" not in run]
+    full = [r for r in runs if r.get("fast") is False and "recipe" not in r]
+    full = [r for r in full if "test_accuracy" in r]  # not the ablation's rows
     if not full:
         return None
     frame = pd.DataFrame(full, columns=list(columns))

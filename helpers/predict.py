@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from helpers.artifacts import SEED_RUN, default_output_dir, stderr_to
@@ -144,8 +144,10 @@ def load_model(path: str | os.PathLike) -> keras.Model:
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many types for a bad archive
-        saved = saved_by(path)
-        if saved and Version(saved) > Version(keras.version()):
+        saved, newer = saved_by(path), False
+        with contextlib.suppress(InvalidVersion, TypeError):  # a damaged metadata
+            newer = bool(saved) and Version(saved) > Version(keras.version())
+        if newer:
             raise ModelLoadError(
                 f"{path}: saved by Keras {saved}, which Keras {keras.version()} (the"
                 f' one installed) cannot read: pip install -U "keras>={saved}", or'

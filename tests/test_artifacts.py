@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -190,3 +192,23 @@ def test_setup_line_names_versions_and_device_and_what_is_tested(
             '(requirements-compat.txt): pip install -U "keras>=99.0.0".'
         )
     assert lines[1:] == [expected]
+
+
+def test_a_run_is_trained_by_one_kernel_at_a_time_until_its_files_are_saved(tmp_path):
+    training, _ = fit(tmp_path, {}, 1)
+    probe = (  # another process (a retried run's kernel) trying the run's lock
+        "import sys, filelock\n"
+        "try:\n    filelock.FileLock(sys.argv[1]).acquire(timeout=0)\n"
+        "except filelock.Timeout:\n    sys.exit(3)\n"
+    )
+
+    def other_kernel_gets_the_lock() -> bool:
+        command = [sys.executable, "-c", probe, f"{training.folder}.lock"]
+        code = subprocess.run(command, check=False).returncode
+        assert code in (0, 3)
+        return code == 0
+
+    assert not other_kernel_gets_the_lock()  # held while training may go on
+    training.finish()
+    assert not training.folder.exists()
+    assert other_kernel_gets_the_lock()  # released once the run's files are saved

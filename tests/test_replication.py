@@ -414,3 +414,15 @@ def test_an_ablation_run_stops_before_the_test_split_and_a_fast_one_is_not_kept(
     assert not any("test-split" in c.metadata.get("tags", []) for c in executed.cells)
     after = {p: p.read_bytes() for p in (pipeline.KEPT_ROOT / "ablation").glob("*")}
     assert after == kept  # a fast row is a check, never a result
+
+
+def test_the_readme_results_table_leaves_out_the_ablation_rows(tmp_path):
+    main = dict(run="cnn-baseline", params=1, epochs_run=1, train_flops=1.0)
+    main |= dict(train_seconds=1.0, test_accuracy=0.9, test_loss=0.3, macro_f1=0.9)
+    row = dict(run="ablation-batch-256-e10", change="batch 256", val_accuracy=0.93)
+    for metrics in (main, row):
+        path = tmp_path / "metrics" / f"{metrics['run']}.json"
+        artifacts.write_json(path, {**metrics, "fast": False})
+    table = pipeline.results_table(tmp_path)
+    assert "cnn-baseline" in table
+    assert "ablation" not in table
