@@ -437,15 +437,13 @@ def run_one(
         seconds = time.perf_counter() - start
         raise RunFailed(f"{tag}: failed after {seconds:.0f} s in {err}") from None
     finished = fingerprint(run, parameters, output_dir)  # with the files it wrote
-    made = output_dir / "metrics" / f"{run.name}.json"
+    made = metrics = output_dir / "metrics" / f"{run.name}.json"
     if run.pdf:
         made = export(executed, run.name, reports_dir, run.hide_input, 1 if fast else 3)
     artifacts.write_json(record, finished)
     if run.kept and not fast:  # committed: a fresh clone need not retrain it
         copy = {"record": finished, "commit": commit}
-        copy |= {
-            "metrics": artifacts.read_json(output_dir / "metrics" / f"{run.name}.json")
-        }
+        copy |= {"metrics": artifacts.read_json(metrics)}
         artifacts.write_json(kept_path(run), copy)
     seconds = time.perf_counter() - start
     say(f"{tag}: done in {seconds:.0f} s -> {_shown(made)}")
