@@ -1,11 +1,7 @@
-"""Where a run's files go, written so an interrupted run never leaves half a file.
-
-Layout of an output folder (``artifacts/``; the fast mode uses ``artifacts-fast/``)::
-
-    metrics/<run>.json   models/<run>.keras   predictions/<run>.npy   figures/*.png
-    checkpoints/<run>/   (resumable training state, removed once the run is saved)
-    notebooks/<run>.ipynb and runs/<run>.json   (written by the pipeline)
-"""
+"""Where a run's files go, written so an interrupted run never leaves half a file:
+``metrics/<run>.json``, ``models/<run>.keras``, ``predictions/<run>.npy``,
+``figures/``, ``checkpoints/<run>/`` (training state, removed once the run is saved)
+under ``artifacts/`` (``artifacts-fast/`` in fast mode)."""
 
 from __future__ import annotations
 
@@ -13,6 +9,7 @@ import contextlib
 import errno
 import hashlib
 import json
+import operator
 import os
 import platform
 import re
@@ -24,6 +21,7 @@ from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
+from unittest import mock
 
 import filelock
 import numpy as np
@@ -36,8 +34,6 @@ if TYPE_CHECKING:
     import keras
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-
 KEPT_ROOT = PROJECT_ROOT / "benchmarks" / "results"  # <group>/<run>.json, committed
 
 
@@ -59,12 +55,9 @@ class OutputFolderError(RuntimeError):
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` on success.
-
-    If the block raises (or the process dies), ``path`` keeps its old content and no
-    temporary file is left. A full or read-only folder raises OutputFolderError
-    naming the folder.
-    """
+    """Yield a temporary path beside ``path``, renamed over it if the block succeeds
+    (else ``path`` keeps its content). A full or read-only folder raises
+    OutputFolderError naming the folder."""
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
     try:
@@ -94,10 +87,9 @@ RUNNER_ENV = "FASHION_MNIST_RUNNER"  # the pid of that run; its kernels inherit 
 
 @contextlib.contextmanager
 def hold_output_dir(folder: str | os.PathLike, command: str) -> Iterator[None]:
-    """Hold ``folder``'s lock while the block runs; the notebook kernels it starts
-    may write there, nothing else may. The lock (``filelock``: ``flock`` on Linux
-    and macOS, ``LockFileEx`` on Windows) goes with the process, even after
-    ``kill -9``. Raises OutputFolderError naming the holder."""
+    """Hold ``folder``'s lock (``filelock``: it goes with the process, even after
+    ``kill -9``) while the block runs: the notebook kernels it starts may write
+    there, nothing else may. Raises OutputFolderError naming the holder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(folder / LOCK_FILE)
@@ -118,22 +110,13 @@ def hold_output_dir(folder: str | os.PathLike, command: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def environment_set(values: dict[str, str | None]) -> Iterator[None]:
-    """Set environment variables for the block (child processes inherit them; None
-    unsets one), then restore what was there."""
-    before = {name: os.environ.get(name) for name in values}
-    for name, value in values.items():
-        if value is None:
+    """Set environment variables for the block (None unsets one), then restore them."""
+    with mock.patch.dict(
+        os.environ, {k: v for k, v in values.items() if v is not None}
+    ):
+        for name in (name for name, value in values.items() if value is None):
             os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    try:
         yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def check_not_in_use(folder: str | os.PathLike) -> None:
@@ -151,10 +134,9 @@ def check_not_in_use(folder: str | os.PathLike) -> None:
 
 
 def _holder(folder: Path) -> dict[str, Any]:
-    try:
+    with contextlib.suppress(OSError, ValueError):  # not written yet
         return read_json(folder / HOLDER_FILE)
-    except (OSError, ValueError):  # not written yet
-        return {}
+    return {}
 
 
 def _in_use(folder: Path) -> str:
@@ -166,10 +148,7 @@ def _in_use(folder: Path) -> str:
     )
 
 
-def _to_builtin(value: Any) -> Any:
-    if isinstance(value, np.ndarray | np.generic):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+_to_builtin = operator.methodcaller("tolist")  # numpy arrays and scalars to lists
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
@@ -191,8 +170,8 @@ def read_json_if_exists(path: str | os.PathLike) -> Any:
 
 
 def environment() -> dict[str, Any]:
-    """Return ``device`` (the first GPU's name, or ``CPU (N cores)``) and the
-    ``versions`` of Python and of the libraries that shape the results."""
+    """Return ``device`` (a GPU's name or ``CPU (N cores)``) and the ``versions``
+    of Python and the libraries that shape the results."""
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -204,9 +183,8 @@ def environment() -> dict[str, Any]:
 
 
 def show_environment() -> None:
-    """Print the versions and the device. Where TensorFlow or Keras differs in
-    major.minor from ``requirements.txt`` (as Colab's may), one line says what is
-    tested: the pins and the floor in ``requirements-compat.txt``."""
+    """Print the versions and the device, and one line of what is tested where
+    TensorFlow or Keras differs in major.minor from the pins (as Colab's may)."""
     env = environment()
     v = env["versions"]
     print(
@@ -241,9 +219,8 @@ def pinned(file: str) -> dict[str, Version]:
 
 @contextlib.contextmanager
 def stderr_to(path: str | os.PathLike) -> Iterator[TextIO]:
-    """Append this process's file descriptor 2, which child processes inherit, to
-    ``path`` (e.g. ``os.devnull``); yield the open file. TensorFlow's C++ start-up
-    lines go there whatever ``TF_CPP_MIN_LOG_LEVEL`` says."""
+    """Send this process's file descriptor 2 (child processes inherit it; TensorFlow's
+    C++ lines use it) to the end of ``path``; yield the open file."""
     sys.stderr.flush()
     saved = os.dup(2)
     with open(path, "a") as file:
@@ -260,19 +237,16 @@ TRAINING_LOCKS: dict[str, filelock.BaseFileLock] = {}  # by path, held by this k
 
 
 class TrainingFolder:
-    """The files that let a run's training survive ``kill -9``: ``checkpoints/<run>/``
-    under ``output_dir``, with the ``BackupAndRestore`` folder (``backup_dir``), the
-    ``CSVLogger`` file (``log_path``: every epoch of every session) and what the run
-    started with: its ``settings`` (JSON; ``train_images`` is one epoch's images, for
-    ``train_flops``) and the compiled ``model``'s layers and optimizer. When these
-    differ, the folder belongs to another experiment: it is cleared, training restarts.
-    """
+    """``checkpoints/<run>/``, what lets training survive ``kill -9``: the
+    ``BackupAndRestore`` folder (``backup_dir``), the ``CSVLogger`` file
+    (``log_path``, every epoch of every session) and the run's ``settings`` (JSON;
+    ``train_images``: one epoch's) and compiled model. If those changed, it is
+    cleared and training restarts. One kernel at a time holds a run's lock."""
 
     def __init__(self, output_dir, run: str, settings: dict, model: keras.Model):
         self.folder = Path(output_dir) / "checkpoints" / run
         self.folder.parent.mkdir(parents=True, exist_ok=True)
-        # One kernel at a time trains a run: the lock is held until this process
-        # exits, so a run retried elsewhere waits for a lost worker's kernel to stop.
+        # held until finish() or this process exits: a run retried elsewhere waits
         self.lock_path = path = f"{self.folder}.lock"
         lock = TRAINING_LOCKS.setdefault(path, filelock.FileLock(path))
         try:
@@ -308,9 +282,8 @@ class TrainingFolder:
             lock.release(force=True)
 
     def read_log(self, every_session: bool = False) -> pd.DataFrame:
-        """Return the training log, a row per epoch (index from 0; ``every_session``:
-        every row). With ``CSVLogger`` before ``BackupAndRestore``, a kill between the
-        two repeats an epoch on resume: the last row of each epoch wins."""
+        """Return the training log, a row per epoch (the last row of an epoch repeated
+        after a resume wins; ``every_session``: every row), index from 0."""
         if not self.log_path.is_file() or self.log_path.stat().st_size == 0:
             return pd.DataFrame()
         log = pd.read_csv(self.log_path)
@@ -349,18 +322,11 @@ def save_run(
     report: dict[str, Any],
     metrics: dict[str, Any],
 ) -> dict[str, Any]:
-    """Write ``models/<run>.keras``, ``predictions/<run>.npy`` (the test-set class
-    probabilities (n, 10) as float32) and ``metrics/<run>.json``, each atomically and
-    the metrics last (they mark a complete run); then remove the training folder.
-
-    The metrics hold ``run``, ``params``, ``forward_macs`` and ``train_flops`` (see
-    :mod:`helpers.cost`; images seen = ``train_images`` x epochs run),
-    ``test_accuracy``, ``macro_f1`` and
-    ``per_class`` (from ``report``, scikit-learn's ``classification_report(...,
-    output_dict=True)``), ``val_accuracy`` (the last epoch's, unless ``metrics``
-    gives it), ``metrics`` (settings and scores), the training summary and
-    :func:`environment`. Returns them.
-    """
+    """Write ``models/<run>.keras``, ``predictions/<run>.npy`` (test probabilities,
+    float32 (n, 10)) and, last (it marks a complete run), ``metrics/<run>.json``:
+    the cost, the scores of ``report`` (``classification_report(...,
+    output_dict=True)``), ``metrics``, the training summary and the environment.
+    Remove the training folder; return the metrics."""
     output_dir = Path(output_dir)
     (output_dir / "metrics" / f"{run}.json").unlink(missing_ok=True)  # not complete
     with atomic_path(output_dir / "models" / f"{run}.keras") as tmp:
@@ -389,9 +355,9 @@ SEED_RUN = re.compile(r"(?P<of>.+)-s(?P<seed>\d+)")  # <run>-s<seed>: make seeds
 
 
 def load_runs(output_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """Return run name -> metrics of every main run with predictions (not the seed
-    runs, nor the replication runs of ``06_published_recipes``), in name order,
-    with ``probabilities`` (float32 (n, 10)) added and ``history`` as a DataFrame."""
+    """Return run name -> metrics of every main run with predictions (not a seed or
+    replication run), in name order, with ``probabilities`` and ``history`` (a
+    DataFrame) added."""
     output_dir = Path(output_dir)
     runs = {}
     for path in sorted((output_dir / "metrics").glob("*.json")):
@@ -407,10 +373,9 @@ def load_runs(output_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
 
 
 def load_seed_runs(output_dir: str | os.PathLike) -> pd.DataFrame:
-    """Return one row per seed run ``<run>-s<seed>`` of a main run (``make
-    seeds``): its metrics, with ``of`` (the main run) and ``stale`` (None, or the
-    commit of a run made with other code, see ``pipeline.restore_committed``); in
-    name order; empty if none."""
+    """Return one row per seed run ``<run>-s<seed>`` (``make seeds``): its metrics,
+    ``of`` (the main run) and ``stale`` (None, or the commit of a run made with
+    other code); in name order."""
     rows = []
     for path in sorted((Path(output_dir) / "metrics").glob("*.json")):
         match = SEED_RUN.fullmatch(path.stem)
@@ -422,7 +387,6 @@ def load_seed_runs(output_dir: str | os.PathLike) -> pd.DataFrame:
 
 
 def load_replication(output_dir: str | os.PathLike) -> pd.DataFrame:
-    """Return one row per replication run (``06_published_recipes``): its metrics
-    with ``recipe``, ``split`` and ``seed``, in name order; empty if none."""
+    """Return one row per replication run (``06_published_recipes``), in name order."""
     paths = sorted((Path(output_dir) / "metrics").glob("*.json"))
     return pd.DataFrame([m for m in map(read_json, paths) if "recipe" in m])

@@ -253,7 +253,7 @@ def test_console_has_a_start_and_an_end_line_per_notebook_and_no_tensorflow_nois
 ):
     lines = (fast_run / "console.txt").read_text().splitlines()
     restored = lines[0]  # then one line each for stale and untrained ones, if any
-    assert re.fullmatch(r"restored \d+ committed seed and replication runs", restored)
+    assert re.fullmatch(r"restored \d+ committed runs", restored)
     lines = [
         line for line in lines[1:] if not line.startswith(("stale", "not trained"))
     ]
@@ -322,31 +322,6 @@ def test_running_a_model_notebook_twice_in_one_kernel_gives_identical_prediction
         np.load(tmp_path / "predictions" / "ann-baseline.npy"),
         np.load(fast_run / "predictions" / "ann-baseline.npy"),
     )
-
-
-def test_readme_results_table_is_rewritten_between_its_markers(tmp_path):
-    runs = (("ann-baseline", 0.87, False), ("cnn-dropout", 0.55, True))
-    for run, accuracy, fast in (*runs, ("cnn-plus", 0.93, False)):
-        record = dict(run=run, params=1000, epochs_run=10, train_seconds=12.0)
-        record |= dict(train_flops=5.51e13)
-        record |= dict(test_accuracy=accuracy, test_loss=0.3, macro_f1=accuracy)
-        record |= dict(fast=fast)
-        artifacts.write_json(tmp_path / "metrics" / f"{run}.json", record)
-    readme = tmp_path / "README.md"
-    start, end = pipeline.RESULTS_MARKERS
-    rest = "\nold replication\n".join(pipeline.REPLICATION_MARKERS)
-    readme.write_text(f"intro\n{start}\nold table\n{end}\noutro\n{rest}\n")
-    pipeline.update_readme(tmp_path, readme)
-    text = readme.read_text()
-    assert "old table" not in text
-    assert text.startswith("intro\n")
-    assert f"{end}\noutro\n" in text
-    assert "cnn-plus" in text
-    assert "0.9300" in text
-    assert "0.8700" in text
-    assert "5.51e+13" in text
-    assert "cnn-dropout" not in text  # a fast run is never in the results table
-    assert f"{rest}\n" in text  # no replication runs: that table is kept
 
 
 def test_a_cell_running_over_cell_timeout_fails_naming_notebook_and_cell(

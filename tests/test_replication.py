@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def test_replication_plan_has_every_recipe_at_its_minimum_seeds():
     for run in trained:
         p = run.parameters
         assert run.name == f"{p['recipe']}-{p['split']}-s{p['seed']}"
-        assert not run.pdf
+        assert run.kept
         seeds[p["recipe"], p["split"]] = seeds.get((p["recipe"], p["split"]), 0) + 1
     for recipe in ("keras-ann", "keras-cnn"):
         assert seeds[recipe, "ours"] >= 5
@@ -74,44 +75,44 @@ def test_replication_table_gives_mean_spread_and_the_verdict_of_the_interval():
     assert stats.replication_table(pd.DataFrame(), published).empty
 
 
-def test_readme_replication_table_is_rewritten_from_full_runs_only(tmp_path):
+def test_update_readme_puts_the_tables_05_and_07_wrote_between_their_markers(
+    tmp_path,
+):
     readme = tmp_path / "README.md"
-    start, end = pipeline.REPLICATION_MARKERS
+    marks = {
+        n: (f"<!-- {n}:start -->", f"<!-- {n}:end -->")
+        for n in ("results", "replication")
+    }
+    results, replication = marks["results"], marks["replication"]
     readme.write_text(
-        f"intro\n{pipeline.RESULTS_MARKERS[0]}\nold\n{pipeline.RESULTS_MARKERS[1]}\n"
-        f"{start}\nold table\n{end}\nrest\n"
+        f"intro\n{results[0]}\nold results\n{results[1]}\nmiddle\n"
+        f"{replication[0]}\nold table\n{replication[1]}\nrest\n"
     )
-    for seed, accuracy, fast in ((42, 0.88, False), (43, 0.89, False), (44, 0.5, True)):
-        artifacts.write_json(
-            tmp_path / "metrics" / f"keras-ann-tail-s{seed}.json",
-            dict(
-                recipe="keras-ann",
-                split="tail",
-                seed=seed,
-                fast=fast,
-                test_accuracy=accuracy,
-                run=f"keras-ann-tail-s{seed}",
-            ),
-        )
+    written = "| recipe | mean |\n|:--|--:|\n| keras-ann | 0.8850 |\n"
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "replication.md").write_text(written)
     pipeline.update_readme(tmp_path, readme)
     text = readme.read_text()
     assert "old table" not in text
-    assert f"{pipeline.RESULTS_MARKERS[0]}\nold\n" in text  # no full runs: kept
+    assert f"{replication[0]}\n{written}\nFrom `artifacts/metrics/*.json`" in text
+    assert f"{results[0]}\nold results\n{results[1]}\nmiddle\n" in text  # none: kept
     assert text.startswith("intro\n")
-    assert text.endswith("rest\n")
-    row = next(line for line in text.splitlines() if line.startswith("| keras-ann"))
-    cells = [cell.strip() for cell in row.strip("|").split("|")]
-    assert cells == [
-        "keras-ann",
-        "tail",
-        "0.8837",
-        "0.8850",
-        "0.0071",
-        "2",
-        "{:.4f}–{:.4f}".format(*stats.prediction_interval([0.88, 0.89])),
-        "consistent",
-    ]
-    assert "keras-ann-tail" not in text.split(start)[0]  # not in the results table
+    assert text.endswith(f"{replication[1]}\nrest\n")
+
+
+def test_05_and_07_write_the_readme_tables_from_the_runs_they_show(fast_run):
+    results = (fast_run / "tables" / "results.md").read_text()
+    rows = [line.split("|")[1].strip() for line in results.splitlines()[2:]]
+    models = [run.name for run in pipeline.RUNS if run.seeds]
+    assert rows == models  # every main model run, one row each, in name order
+    metrics = artifacts.read_json(fast_run / "metrics" / "cnn-plus.json")
+    assert f"{metrics['test_accuracy']:.4f}" in results.splitlines()[-1]
+    assert "its recipe over seeds" in results.splitlines()[0]
+    replication = (fast_run / "tables" / "replication.md").read_text()
+    header = [cell.strip() for cell in replication.splitlines()[0].split("|")[1:-1]]
+    assert header[-2:] == ["95% prediction interval", "verdict"]
+    recipes = {line.split("|")[1].strip() for line in replication.splitlines()[2:]}
+    assert recipes == set(data.published().index)  # every committed recipe
 
 
 @needs_real_data
@@ -250,7 +251,7 @@ def test_the_main_run_restores_committed_runs_marks_stale_ones_and_trains_none(
     assert stale == {stale_run.name: "def5678"}
     assert len(restored) == 2
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "restored 2 committed seed and replication runs"
+    assert lines[0] == "restored 2 committed runs"
     assert lines[1].endswith(f": {stale_run.name} (def5678)")  # one line names it
     assert lines[2].endswith(f": {missing_run.name}")
 
@@ -333,7 +334,7 @@ def test_seed_plan_trains_every_main_model_run_at_five_seeds_cnn_plus_at_three()
         assert run.parameters["name"] == run.name  # the files it writes
         assert run.parameters["seed"] == int(seed)
         assert run.kept == "seeds"
-        assert not run.pdf
+        assert run.kept
     models = [r.name for r in pipeline.RUNS if r.seeds]
     assert list(seeds) == models
     assert models == [
@@ -382,17 +383,18 @@ def test_the_main_command_restores_before_running_and_hands_no_kept_run_to_train
 
 def test_the_ablation_plan_names_each_row_by_its_change_and_epochs():
     runs = pipeline.ablation_runs(epochs=4)
-    assert len({run.name for run in runs}) == len(pipeline.ABLATION) == len(runs)
+    rows = json.loads(pipeline.ABLATION_FILE.read_text())
+    assert len({run.name for run in runs}) == len(rows) == len(runs)
     assert runs[1].name == "ablation-no-augmentation-e4"
     assert runs[1].parameters == {
         "epochs": 4,
         "stem": "strided",
         "augment": False,
+        "ablation_row": "no augmentation",
         "name": "ablation-no-augmentation-e4",
     }
     assert pipeline.ablation_runs(epochs=4)[5].name == "ablation-12-epochs-e12"
-    assert all(run.kept == "ablation" and not run.pdf for run in runs)
-    assert "change='no augmentation'" in runs[1].validation_cell
+    assert all(run.kept == "ablation" for run in runs)
 
 
 @needs_real_data
@@ -407,6 +409,7 @@ def test_an_ablation_run_stops_before_the_test_split_and_a_fast_one_is_not_kept(
     assert done.returncode == 0, done.stdout + done.stderr
     metrics = artifacts.read_json(output / "metrics" / f"{run.name}.json")
     assert metrics["change"] == "no label smoothing"
+    assert metrics["label_smoothing"] == 0.0  # the row records its parameters
     assert 0 <= metrics["val_accuracy"] <= 1
     assert metrics["train_flops"] > 0
     assert "test_accuracy" not in metrics  # the test split stayed untouched
@@ -414,15 +417,3 @@ def test_an_ablation_run_stops_before_the_test_split_and_a_fast_one_is_not_kept(
     assert not any("test-split" in c.metadata.get("tags", []) for c in executed.cells)
     after = {p: p.read_bytes() for p in (pipeline.KEPT_ROOT / "ablation").glob("*")}
     assert after == kept  # a fast row is a check, never a result
-
-
-def test_the_readme_results_table_leaves_out_the_ablation_rows(tmp_path):
-    main = dict(run="cnn-baseline", params=1, epochs_run=1, train_flops=1.0)
-    main |= dict(train_seconds=1.0, test_accuracy=0.9, test_loss=0.3, macro_f1=0.9)
-    row = dict(run="ablation-batch-256-e10", change="batch 256", val_accuracy=0.93)
-    for metrics in (main, row):
-        path = tmp_path / "metrics" / f"{metrics['run']}.json"
-        artifacts.write_json(path, {**metrics, "fast": False})
-    table = pipeline.results_table(tmp_path)
-    assert "cnn-baseline" in table
-    assert "ablation" not in table
