@@ -1,10 +1,5 @@
-"""Find, verify and parse the Fashion-MNIST IDX files; split them 50k/10k/10k.
-
-The loader never downloads over a file it found: a missing, truncated, altered or
-malformed file raises :class:`DatasetError` naming the file, the folder it was read
-from and the fix. Only when no known place holds any of the files does it fall back
-to the Keras downloader.
-"""
+"""Find, verify and parse the Fashion-MNIST IDX files (a bad one raises DatasetError
+naming it and the fix, never a download over it); split them 50k/10k/10k."""
 
 from __future__ import annotations
 
@@ -24,14 +19,11 @@ from helpers import parameters
 _NAMES = "T-shirt/top|Trouser|Pullover|Dress|Coat|Sandal|Shirt|Sneaker|Bag|Ankle boot"
 CLASS_NAMES: tuple[str, ...] = tuple(_NAMES.split("|"))  # in label order 0-9
 NUM_CLASSES = len(CLASS_NAMES)
-# Training-set pixel mean and standard deviation on the [0, 1] scale, as the
-# literature quotes them (01_eda measures them again).
+# Training-set pixel mean and sd on the [0, 1] scale as quoted (01_eda measures them)
 REFERENCE_MEAN = 0.2860
 REFERENCE_STD = 0.3530
 
-# Published test accuracies of the recipes replicated here, with their sources: the
-# one place they are typed.
-PUBLISHED_FILE = Path(__file__).with_name("published.csv")
+PUBLISHED_FILE = Path(__file__).with_name("published.csv")  # typed once, with sources
 
 DEFAULT_VAL_SIZE = 10_000  # of the 60,000 official training images
 FAST_SIZES = (2_000, 500, 500)  # fast (CI) mode: train, validation and test images
@@ -39,6 +31,7 @@ FAST_SIZES = (2_000, 500, 500)  # fast (CI) mode: train, validation and test ima
 ENV_VAR = "FASHION_MNIST_DIR"
 SYSTEM_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 APT_HINT = "sudo apt-get install dataset-fashion-mnist"
+TrainTest = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -51,32 +44,19 @@ class IdxSpec:
 
     @property
     def size(self) -> int:
-        """Decompressed size in bytes: 4-byte magic, 4 bytes per dim, then data."""
-        return 4 + 4 * len(self.shape) + int(np.prod(self.shape))
+        return 4 + 4 * len(self.shape) + int(np.prod(self.shape))  # magic, dims, data
 
 
-# The four files in (x_train, y_train, x_test, y_test) order; checksums from DESIGN.md.
-FASHION_MNIST_FILES: tuple[IdxSpec, ...] = (
-    IdxSpec(
-        "train-images-idx3-ubyte",
-        (60000, 28, 28),
-        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-    ),
-    IdxSpec(
-        "train-labels-idx1-ubyte",
-        (60000,),
-        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-    ),
-    IdxSpec(
-        "t10k-images-idx3-ubyte",
-        (10000, 28, 28),
-        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-    ),
-    IdxSpec(
-        "t10k-labels-idx1-ubyte",
-        (10000,),
-        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
-    ),
+_SHA256 = {  # of the decompressed files (DESIGN.md), x_train, y_train, x_test, y_test
+    "train-images": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+_SHAPES = ((60000, 28, 28), (60000,), (10000, 28, 28), (10000,))
+FASHION_MNIST_FILES: tuple[IdxSpec, ...] = tuple(
+    IdxSpec(f"{key}-idx{len(shape)}-ubyte", shape, sha256)
+    for (key, sha256), shape in zip(_SHA256.items(), _SHAPES, strict=True)
 )
 
 
@@ -85,40 +65,21 @@ class DatasetError(RuntimeError):
 
 
 def published() -> pd.DataFrame:
-    """Return the published figures by recipe (``helpers/published.csv``): test
-    accuracy, the recipe's own split, our run of the same network, the source."""
+    """Return ``published.csv`` by recipe: test accuracy, split, our run, source."""
     return pd.read_csv(PUBLISHED_FILE, index_col="recipe", keep_default_na=False)
 
 
-def _fix_hint(folder: Path) -> str:
-    return (
-        f"Fix: replace the files in {folder} with good copies "
-        f"(`{APT_HINT}` installs them in {SYSTEM_DATA_DIR}), or point "
-        f"{ENV_VAR} or data_dir at a folder holding the four files."
+def _bad(folder: Path, problem: str) -> DatasetError:
+    return DatasetError(
+        f"{problem}. Fix: put good copies in {folder} (`{APT_HINT}` installs them in "
+        f"{SYSTEM_DATA_DIR}), or point {ENV_VAR} or data_dir at a folder holding them."
     )
 
 
 def keras_cache_dir() -> Path:
     """Return the folder where ``keras.datasets.fashion_mnist`` caches its files."""
-    keras_home = os.environ.get("KERAS_HOME", str(Path.home() / ".keras"))
-    return Path(keras_home) / "datasets" / "fashion-mnist"
-
-
-def candidate_dirs(
-    data_dir: str | os.PathLike | None = None,
-) -> list[tuple[Path, str | None]]:
-    """Return ``(folder, given_by)`` pairs in search order: ``data_dir``,
-    ``$FASHION_MNIST_DIR``, the Keras cache, the Debian package's folder.
-    ``given_by`` names the argument or variable that chose an explicit folder,
-    which must hold the files; it is None for the default places."""
-    dirs: list[tuple[Path, str | None]] = []
-    if data_dir is not None:
-        dirs.append((Path(data_dir).expanduser(), "data_dir"))
-    if os.environ.get(ENV_VAR):
-        dirs.append((Path(os.environ[ENV_VAR]).expanduser(), ENV_VAR))
-    dirs.append((keras_cache_dir(), None))
-    dirs.append((SYSTEM_DATA_DIR, None))
-    return dirs
+    keras_home = Path(os.getenv("KERAS_HOME", Path.home() / ".keras"))
+    return keras_home / "datasets" / "fashion-mnist"
 
 
 def find_idx_file(folder: Path, spec: IdxSpec) -> Path | None:
@@ -127,105 +88,77 @@ def find_idx_file(folder: Path, spec: IdxSpec) -> Path | None:
     return next((path for path in candidates if path.is_file()), None)
 
 
-def _read_decompressed(path: Path) -> bytes:
-    raw = path.read_bytes()
-    if raw[:2] != b"\x1f\x8b":  # not gzip: a plain IDX file
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (EOFError, OSError, zlib.error) as err:
-        raise DatasetError(
-            f"{path.name} in {path.parent} is a damaged gzip file ({err}). "
-            + _fix_hint(path.parent)
-        ) from err
-
-
 def read_idx(path: str | os.PathLike, spec: IdxSpec) -> np.ndarray:
     """Return one IDX file (plain or gzip) as uint8 of ``spec.shape``; raise
-    DatasetError if it is damaged, truncated, not this IDX file (magic number and
-    dimensions) or its SHA-256 differs."""
+    DatasetError if it is damaged, truncated, not this IDX file or altered."""
     path = Path(path)
-    where, fix = f"{path.name} in {path.parent}", _fix_hint(path.parent)
-    data = _read_decompressed(path)
-    header = bytes([0, 0, 0x08, len(spec.shape)])  # magic: unsigned bytes, ndim
-    header += b"".join(int(d).to_bytes(4, "big") for d in spec.shape)
-    if len(data) >= len(header) and data[: len(header)] != header:
-        raise DatasetError(
-            f"{where} starts 0x{data[: len(header)].hex()}, expected 0x{header.hex()} "
-            f"(magic number and dimensions {spec.shape}): not this IDX file. {fix}"
+    where, raw = f"{path.name} in {path.parent}", path.read_bytes()
+    try:
+        data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    except (EOFError, OSError, zlib.error) as err:
+        raise _bad(path.parent, f"{where} is a damaged gzip file ({err})") from err
+    header = np.array([0x800 + len(spec.shape), *spec.shape], ">u4").tobytes()
+    if len(data) >= len(header) and not data.startswith(header):
+        problem = (
+            f"starts 0x{data[: len(header)].hex()}, expected 0x{header.hex()} (magic "
+            f"number and dimensions {spec.shape}): not this IDX file"
         )
-    if len(data) != spec.size:
+    elif len(data) != spec.size:
         state = "truncated" if len(data) < spec.size else "too long"
-        raise DatasetError(
-            f"{where} is {state}: {len(data)} bytes, expected {spec.size}. {fix}"
-        )
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != spec.sha256:
-        raise DatasetError(
-            f"{where} has been altered: SHA-256 {digest}, expected {spec.sha256}. {fix}"
-        )
-    return np.frombuffer(data, np.uint8, offset=len(header)).reshape(spec.shape)
+        problem = f"is {state}: {len(data)} bytes, expected {spec.size}"
+    elif (digest := hashlib.sha256(data).hexdigest()) != spec.sha256:
+        problem = f"has been altered: SHA-256 {digest}, expected {spec.sha256}"
+    else:
+        return np.frombuffer(data, np.uint8, offset=len(header)).reshape(spec.shape)
+    raise _bad(path.parent, f"{where} {problem}")
 
 
-def _load_folder(folder: Path) -> tuple[np.ndarray, ...]:
-    arrays = []
+def _load_folder(folder: Path) -> TrainTest:
     found = [find_idx_file(folder, spec) for spec in FASHION_MNIST_FILES]
-    for spec, path in zip(FASHION_MNIST_FILES, found, strict=True):
-        if path is None:
-            holds = "other Fashion-MNIST files" if any(found) else "none of the four"
-            raise DatasetError(
-                f"{spec.name}(.gz) is missing from {folder}, which holds {holds}. "
-                + _fix_hint(folder)
-            )
-        arrays.append(read_idx(path, spec))
-    return tuple(arrays)
+    if None in found:
+        name = FASHION_MNIST_FILES[found.index(None)].name
+        holds = "other Fashion-MNIST files" if any(found) else "none of the four"
+        raise _bad(folder, f"{name}(.gz) is missing from {folder}, which holds {holds}")
+    x_train, y_train, x_test, y_test = map(read_idx, found, FASHION_MNIST_FILES)
+    return (x_train, y_train), (x_test, y_test)
 
 
-def _download_with_keras() -> tuple[np.ndarray, ...]:
-    # Imported here: TensorFlow takes seconds to import and the download is rare.
-    import keras
+def _download_with_keras() -> TrainTest:
+    import keras  # here: TensorFlow takes seconds to import and the download is rare
 
     try:
         keras.datasets.fashion_mnist.load_data()
     except Exception as err:  # any download failure gets the same fix
         raise DatasetError(
-            "Fashion-MNIST was not found locally and the Keras download failed "
-            f"({type(err).__name__}: {err}). Searched: "
-            + ", ".join(str(d) for d, _ in candidate_dirs())
-            + f". Fix: `{APT_HINT}`, or set {ENV_VAR} to a folder holding the "
-            "four IDX files."
+            f"Fashion-MNIST is in neither {keras_cache_dir()} nor {SYSTEM_DATA_DIR} "
+            f"and the Keras download failed ({type(err).__name__}: {err}). Fix: "
+            f"`{APT_HINT}`, or set {ENV_VAR} to a folder holding the four IDX files."
         ) from err
     return _load_folder(keras_cache_dir())  # verify what was downloaded
 
 
-def load_fashion_mnist(
-    data_dir: str | os.PathLike | None = None,
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Return ``(x_train, y_train), (x_test, y_test)`` as Keras' own loader does
-    (uint8), verified, from the first folder of :func:`candidate_dirs` holding any
-    of the four files (``.gz`` or plain); download through Keras only when none
-    does. Raises DatasetError for a missing, damaged or altered file, or a
-    ``data_dir`` or ``$FASHION_MNIST_DIR`` that is not a folder."""
-    if data_dir is not None and (
-        not isinstance(data_dir, str | os.PathLike) or not str(data_dir).strip()
-    ):
+def load_fashion_mnist(data_dir: str | os.PathLike | None = None) -> TrainTest:
+    """Return ``(x_train, y_train), (x_test, y_test)``, uint8 as from Keras, verified,
+    from ``data_dir`` or ``$FASHION_MNIST_DIR``, else the Keras cache or the Debian
+    folder if one holds a file, else a Keras download. Raises DatasetError if bad."""
+    if not isinstance(data_dir, str | os.PathLike | None) or not str(data_dir).strip():
         raise DatasetError(
             f"data_dir={data_dir!r} is not a folder path. Fix: pass None or the path "
             "of a folder holding the four IDX files."
         )
-    for folder, given_by in candidate_dirs(data_dir):
+    given = [(data_dir, "data_dir"), (os.environ.get(ENV_VAR) or None, ENV_VAR)]
+    places = [(Path(d).expanduser(), by) for d, by in given if d is not None]
+    places += [(keras_cache_dir(), None), (SYSTEM_DATA_DIR, None)]  # the defaults
+    for folder, given_by in places:
         if given_by and not folder.is_dir():
             what = "is a file, not a folder" if folder.exists() else "does not exist"
             raise DatasetError(
                 f"Fashion-MNIST folder {folder} ({given_by}) {what}. Fix: pass a "
                 f"folder holding the four IDX files, unset {ENV_VAR}, or `{APT_HINT}`."
             )
-        found = any(find_idx_file(folder, s) for s in FASHION_MNIST_FILES)
-        if found or given_by:
-            x_train, y_train, x_test, y_test = _load_folder(folder)
-            return (x_train, y_train), (x_test, y_test)
-    x_train, y_train, x_test, y_test = _download_with_keras()
-    return (x_train, y_train), (x_test, y_test)
+        if given_by or any(find_idx_file(folder, s) for s in FASHION_MNIST_FILES):
+            return _load_folder(folder)
+    return _download_with_keras()
 
 
 @dataclass(frozen=True)
@@ -257,10 +190,9 @@ def _check_val_size(val_size: object, n: int, stratify: bool) -> None:
 def split_indices(
     y: np.ndarray, val_size: int, seed: int | None = 42, stratify: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return sorted, disjoint ``(train_idx, val_idx)`` covering the labels ``y``:
-    ``val_size`` validation images, stratified by class unless ``stratify`` is off
-    (then ``seed=None`` takes the last ``val_size``, the common Keras recipe).
-    Raises ValueError when ``val_size`` is not an int in the allowed range."""
+    """Return sorted, disjoint ``(train_idx, val_idx)`` covering ``y``: ``val_size``
+    validation images, stratified unless ``stratify`` is off (then ``seed=None``
+    takes the last ones, the common Keras recipe); a bad ``val_size``: ValueError."""
     _check_val_size(val_size, len(y), stratify)
     indices = np.arange(len(y))
     if not stratify and seed is None:
@@ -278,39 +210,26 @@ def load_splits(
     val_size: int = DEFAULT_VAL_SIZE,
     stratify: bool = True,
 ) -> Splits:
-    """Load Fashion-MNIST and split it 50k train / 10k validation / 10k test.
-
-    The validation set is drawn from the 60,000 official training images
-    (stratified: 1,000 per class by default); the official 10,000 test images are
-    the test set, untouched.
-
-    ``data_dir`` goes to :func:`load_fashion_mnist`; the same ``seed`` gives the
-    same split; ``fast`` keeps the first :data:`FAST_SIZES` images of each split
-    (CI); ``stratify`` keeps the class balance. Returns a frozen :class:`Splits`.
-    Bad arguments raise ValueError, before any file is read.
-    """
+    """Return :func:`load_fashion_mnist` as :class:`Splits`: validation images drawn
+    from the training ones by :func:`split_indices`, the test set untouched, ``fast``
+    the first :data:`FAST_SIZES`. Bad arguments raise ValueError before any loading."""
     parameters.check_bool("fast", fast)
     parameters.check_bool("stratify", stratify)
     if seed is not None:
         parameters.check_int("seed", seed, 0, 2**32 - 1)
     _check_val_size(val_size, FASHION_MNIST_FILES[1].shape[0], stratify)
     (x_train, y_train), (x_test, y_test) = load_fashion_mnist(data_dir)
-    train_idx, val_idx = split_indices(y_train, val_size, seed=seed, stratify=stratify)
-    x_val, y_val = x_train[val_idx], y_train[val_idx]
-    x_train, y_train = x_train[train_idx], y_train[train_idx]
-    splits = Splits(x_train, y_train, x_val, y_val, x_test, y_test)
+    indices = split_indices(y_train, val_size, seed=seed, stratify=stratify)
+    xy = (a[i] for i in indices for a in (x_train, y_train))  # train, then validation
+    splits = Splits(*xy, x_test, y_test)
     return splits.subset(*FAST_SIZES) if fast else splits
 
 
 def to_dataset(
     x: np.ndarray, y: np.ndarray, batch_size: int, shuffle_seed: int | None = None
 ):
-    """Return a ``tf.data.Dataset`` of ``(images, labels)`` batches for ``fit``:
-    ``x`` uint8 (n, 28, 28, 1), ``y`` (n,) or one-hot (n, 10), reshuffled every
-    epoch when ``shuffle_seed`` is given. tf.data's autotuning is off: for NumPy
-    input Keras' pipeline autotunes, and in TensorFlow 2.21 freeing its iterator
-    waited on the autotuning thread (``Model::OptimizeLoop``) with the CPU idle at
-    the start of every epoch, for up to a minute."""
+    """Return ``tf.data.Dataset`` batches ``(x, y)`` (x uint8 (n, 28, 28, 1), y (n,) or
+    one-hot), reshuffled per epoch given ``shuffle_seed``; autotuning off (02_ann)."""
     import tensorflow as tf  # here: the loader itself needs no TensorFlow
 
     dataset = tf.data.Dataset.from_tensor_slices((x, y))

@@ -25,20 +25,10 @@ def last_conv_layer_name(model: keras.Model) -> str:
 def make_gradcam_heatmap(
     images: np.ndarray, model: keras.Model, layer_name: str | None = None
 ) -> np.ndarray:
-    """Grad-CAM heat maps of each image's predicted class, at the image's size.
-
-    Args:
-        images: A batch the model takes, e.g. uint8 (n, 28, 28, 1).
-        model: A functional or Sequential model whose last layer is a ``Dense``
-            (its softmax is left out: the gradient is the class score's, as in
-            keras-io, where the probability's saturates).
-        layer_name: The convolution whose feature maps are weighted; default the
-            last ``Conv2D``.
-
-    Returns:
-        float32 (n, height, width) maps, resized bilinearly from that layer's
-        resolution to the images', each scaled to a maximum of 1.
-    """
+    """Return float32 (n, height, width) Grad-CAM maps of each image's predicted
+    class, resized bilinearly to the images and scaled to a maximum of 1. ``images``:
+    e.g. uint8 (n, 28, 28, 1); ``model``: its last layer a ``Dense``, whose softmax
+    is left out (keras-io's choice); ``layer_name``: default the last ``Conv2D``."""
     layer = model.get_layer(layer_name or last_conv_layer_name(model))
     head = model.layers[-1]  # the class scores: features @ kernel + bias
     if isinstance(model, keras.Sequential):  # trace it again: layer.output may

@@ -1,5 +1,4 @@
-"""Checks of notebook parameters: a bad value stops the notebook before any work,
-with one line naming the parameter, the value given and what is allowed."""
+"""Checks of notebook parameters: a bad value stops the notebook before any work."""
 
 from __future__ import annotations
 
@@ -26,33 +25,22 @@ def _fail(name: str, value: Any, allowed: str) -> ParameterError:
 
 
 def show_input_errors_in_one_line() -> None:
-    """In IPython (a notebook), show a bad input as one line instead of a traceback:
-    ``ParameterError``, ``data.DatasetError`` and ``artifacts.OutputFolderError``
-    say all there is to say. Other errors keep their tracebacks."""
+    """In IPython, show ParameterError, DatasetError, OutputFolderError in one line."""
     from IPython import get_ipython
 
     from helpers.data import DatasetError  # here: data checks with this module
 
-    shell = get_ipython()
-    if shell is None:
-        return
+    def one_line(shell, etype, value, tb, tb_offset=None):  # ipykernel sends the line
+        shell._showtraceback(etype, value, [f"{etype.__name__}: {value}"])
 
-    def one_line(shell, etype, value, tb, tb_offset=None):
-        line = [f"{etype.__name__}: {value}"]
-        shell._showtraceback(etype, value, line)  # ipykernel sends it as the error
-        return line
-
-    errors = (ParameterError, DatasetError, artifacts.OutputFolderError)
-    shell.set_custom_exc(errors, one_line)
+    if (shell := get_ipython()) is not None:
+        errors = (ParameterError, DatasetError, artifacts.OutputFolderError)
+        shell.set_custom_exc(errors, one_line)
 
 
 def check_int(name: str, value: Any, low: int, high: int) -> int:
     """Return ``value`` if it is an int in [``low``, ``high``] (bools are refused)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not low <= value <= high
-    ):
+    if type(value) is bool or not isinstance(value, int) or not low <= value <= high:
         raise _fail(name, value, f"use a whole number from {low:,} to {high:,}")
     return value
 
@@ -60,9 +48,8 @@ def check_int(name: str, value: Any, low: int, high: int) -> int:
 def check_float(
     name: str, value: Any, low: float, high: float, low_allowed: bool = False
 ) -> float:
-    """Return ``value`` as a float if it is a finite number in (``low``, ``high``]
-    (in [``low``, ``high``] with ``low_allowed``)."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    """Return float(value) if low < value <= high (or low <= value with low_allowed)."""
+    ok = isinstance(value, int | float) and type(value) is not bool
     if not (ok and low <= value <= high and (low_allowed or value != low)):  # no NaN
         above = "from" if low_allowed else "above"
         raise _fail(name, value, f"use a number {above} {low:g} up to {high:g}")
@@ -78,63 +65,50 @@ def check_bool(name: str, value: Any) -> bool:
 
 def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     """Return ``value`` if it is one of ``allowed``."""
-    allowed = tuple(allowed)
-    if value not in allowed:
+    if value not in (allowed := tuple(allowed)):
         raise _fail(name, value, "use one of " + ", ".join(map(repr, allowed)))
     return value
 
 
 def check_name(name: str, value: Any) -> str | None:
-    """Return None, or ``value`` if it can name a run's files (letters, digits,
-    ``-``, ``_`` and ``.``, not starting with a dot)."""
+    r"""Return None, or ``value`` if it can name a run's files (``[\w-][\w.-]*``)."""
     if value is not None and not re.fullmatch(r"[\w-][\w.-]*", str(value), re.A):
         raise _fail(name, value, "use None or letters, digits, '-', '_' and '.'")
     return value
 
 
+def _as_path(name: str, value: Any) -> Path | None:
+    if value is None or (isinstance(value, str | os.PathLike) and str(value).strip()):
+        return None if value is None else Path(value).expanduser()
+    raise _fail(name, value, "use None or the path of a folder")
+
+
 def check_folder(name: str, value: Any) -> Path | None:
     """Return None, or ``value`` as the Path of an existing folder."""
-    if value is None:
-        return None
-    if not isinstance(value, str | os.PathLike) or not str(value).strip():
-        raise _fail(name, value, "use None or the path of a folder")
-    path = Path(value).expanduser()
-    if not path.is_dir():
+    if (path := _as_path(name, value)) is not None and not path.is_dir():
         what = "a file" if path.exists() else "missing"
         raise _fail(name, value, f"it is {what}; use None or an existing folder")
     return path
 
 
 def check_output_dir(value: Any, fast: bool) -> Path:
-    """Return the output folder, created and checked: writable, with room for a
-    run's files, and not in use by another run (:func:`artifacts.check_not_in_use`).
-
-    None means the pipeline's folder (``$FASHION_MNIST_OUTPUT_DIR``, which it sets
-    for its kernels so that no path shows in the executed notebook), else
-    ``<project>/artifacts`` (``artifacts-fast`` in fast mode, so a fast run is
-    never taken for a full one).
-    """
+    """Return the output folder, created, writable, with room and used by no other run;
+    None means ``$FASHION_MNIST_OUTPUT_DIR`` if set, else ``artifacts[-fast]``."""
+    name = "output_dir"
     value = os.environ.get(artifacts.OUTPUT_ENV) if value is None else value
-    if value is None:
-        path = artifacts.default_output_dir(fast)
-    elif isinstance(value, str | os.PathLike) and str(value).strip():
-        path = Path(value).expanduser().resolve()
-    else:
-        raise _fail("output_dir", value, "use None or a folder path")
+    path = (_as_path(name, value) or artifacts.default_output_dir(fast)).resolve()
     if fast and path == artifacts.default_output_dir(False):
-        raise _fail("output_dir", value, "a fast run never writes to artifacts/")
+        raise _fail(name, value, "a fast run never writes to artifacts/")
     if path.exists() and not path.is_dir():
-        raise _fail("output_dir", value, "it is a file; use None or a folder path")
+        raise _fail(name, value, "it is a file; use None or a folder path")
     try:
         path.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=path).close()
     except OSError as err:
-        problem = f"cannot write to {path} ({err.strerror})"
-        raise _fail("output_dir", value, problem) from None
-    free_mb = shutil.disk_usage(path).free / 2**20
-    if free_mb < MIN_FREE_MB:
+        raise _fail(name, value, f"cannot write to {path} ({err.strerror})") from None
+    if (free_mb := shutil.disk_usage(path).free / 2**20) < MIN_FREE_MB:
         room = f"only {free_mb:.0f} MB free in {path}; a run needs {MIN_FREE_MB} MB"
-        raise _fail("output_dir", value, room)
+        raise _fail(name, value, room)
     artifacts.check_not_in_use(path)
     return path
 

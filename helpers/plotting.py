@@ -1,9 +1,6 @@
-"""Figures several notebooks draw, with one look and one colour per model.
-
-Each function draws on ``ax`` when one is given (else makes a new figure), labels its
-axes and returns what it drew on; none calls ``plt.show()``. :func:`save_figure`
-writes a figure as PNG (atomically) under ``<output_dir>/figures/``.
-"""
+"""Figures several notebooks draw, one look and one colour per model: each draws on
+``ax`` if given (else a new figure), labels its axes, returns what it drew on and
+never calls ``plt.show()``."""
 
 from __future__ import annotations
 
@@ -38,10 +35,8 @@ RUN_COLORS = {
 
 def set_plot_style() -> None:
     """Apply the bundle's shared matplotlib/seaborn look (once per notebook)."""
-    sns.set_theme(context="notebook", style="whitegrid", font_scale=0.9)
-    plt.rcParams.update(
-        {"figure.dpi": 110, "savefig.dpi": 150, "savefig.bbox": "tight"}
-    )
+    rc = {"figure.dpi": 110, "savefig.dpi": 150, "savefig.bbox": "tight"}
+    sns.set_theme(context="notebook", style="whitegrid", font_scale=0.9, rc=rc)
 
 
 def run_color(run: str) -> str:
@@ -57,21 +52,16 @@ def save_figure(fig: Figure, name: str, output_dir: str | os.PathLike) -> None:
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
-    if ax is None:
-        _, ax = plt.subplots(figsize=figsize, layout="constrained")
-    return ax
+    return ax or plt.subplots(figsize=figsize, layout="constrained")[1]
 
 
 def image_grid(
     n_rows: int, n_cols: int, cell: float = 1.0
 ) -> tuple[Figure, np.ndarray]:
     """Return a figure of ``n_rows`` x ``n_cols`` axis-less panels, ``cell`` inches."""
+    size = (n_cols * cell, n_rows * cell * 1.2)
     fig, axes = plt.subplots(
-        n_rows,
-        n_cols,
-        figsize=(n_cols * cell, n_rows * cell * 1.2),
-        squeeze=False,
-        layout="constrained",
+        n_rows, n_cols, figsize=size, squeeze=False, layout="constrained"
     )
     for ax in axes.flat:
         ax.set_axis_off()
@@ -100,12 +90,8 @@ def plot_class_heatmap(
     ax: Axes | None = None,
     **heatmap_kws,
 ) -> Axes:
-    """Draw a class-by-class matrix (10, 10) as an annotated seaborn heatmap.
-
-    Used for confusion matrices (rows: true class, columns: predicted), their
-    differences and the distances between class mean images. Extra keywords go to
-    ``sns.heatmap`` (e.g. ``cmap``, ``center``, ``vmin``).
-    """
+    """Draw a class-by-class matrix (10, 10) as an annotated seaborn heatmap; extra
+    keywords go to ``sns.heatmap`` (e.g. ``cmap``, ``center``, ``vmin``)."""
     ax = _axes(ax, (7.0, 5.8))
     labels = CLASS_NAMES if not isinstance(matrix, pd.DataFrame) else "auto"
     kws = dict(cmap="viridis", xticklabels=labels, yticklabels=labels) | heatmap_kws
@@ -131,26 +117,21 @@ def plot_misclassified(
 ) -> Figure:
     """Show the ``n`` most confident mistakes, five per row, titled true vs
     predicted: ``x`` uint8 (m, 28, 28[, 1]), ``probabilities`` (m, 10)."""
-    y_pred = probabilities.argmax(axis=1)
-    confidence = probabilities.max(axis=1)
+    y_pred, confidence = probabilities.argmax(axis=1), probabilities.max(axis=1)
     wrong = np.flatnonzero(y_pred != y_true)
     picks = wrong[np.argsort(-confidence[wrong], kind="stable")][:n]
     fig, axes = image_grid(max(1, math.ceil(len(picks) / 5)), 5, cell=1.4)
     for ax, i in zip(axes.flat, picks, strict=False):
         ax.imshow(x[i].squeeze(), cmap=IMAGE_CMAP, vmin=0, vmax=255)
-        ax.set_title(
-            f"true: {CLASS_NAMES[y_true[i]]}\npred: {CLASS_NAMES[y_pred[i]]} "
-            f"({confidence[i]:.0%})",
-            fontsize=7,
-        )
+        title = f"true: {CLASS_NAMES[y_true[i]]}\npred: {CLASS_NAMES[y_pred[i]]}"
+        ax.set_title(f"{title} ({confidence[i]:.0%})", fontsize=7)
     fig.suptitle(f"The {len(picks)} most confident of {len(wrong):,} mistakes")
     return fig
 
 
 def plot_learning_curves(histories: Mapping[str, pd.DataFrame]) -> Figure:
-    """Draw loss and accuracy per epoch, training solid, validation dashed, one
-    colour per run. ``histories``: run -> ``CSVLogger``-style log (``loss``,
-    ``accuracy``, ``val_loss``, ``val_accuracy``; ``epoch`` index from 0)."""
+    """Draw loss and accuracy per epoch, training solid, validation dashed, of each
+    run's ``CSVLogger`` log in ``histories`` (``loss``, ``val_loss``...; epoch 0 up)."""
     fig, axes = plt.subplots(
         1, 2, figsize=(PAGE_WIDTH * 1.4, 3.8), layout="constrained"
     )
@@ -171,66 +152,43 @@ def plot_accuracy_ci(
     intervals: Mapping[str, tuple[float, float]],
     ax: Axes | None = None,
 ) -> Axes:
-    """Draw each run's test accuracy as a bar with its 95% confidence interval.
-
-    The axis is zoomed to the intervals (its label says where it starts).
-    """
+    """Draw each run's test accuracy as a bar with its 95% confidence interval, the
+    axis zoomed to the intervals (its label says where it starts)."""
     runs = list(accuracy)
     acc = np.array([accuracy[r] for r in runs])
     low, high = (np.array([intervals[r][k] for r in runs]) for k in (0, 1))
     ax = _axes(ax, (PAGE_WIDTH, 1.2 + 0.45 * len(runs)))
-    ax.barh(
-        runs,
-        acc,
-        color=[run_color(r) for r in runs],
-        xerr=np.vstack([acc - low, high - acc]),
-        capsize=4,
-    )
+    colors = [run_color(r) for r in runs]
+    ax.barh(runs, acc, color=colors, xerr=np.vstack([acc - low, high - acc]), capsize=4)
     span = max(float(high.max() - low.min()), 0.01)
     left = max(0.0, float(low.min()) - span)
     for y, (value, upper) in enumerate(zip(acc, high, strict=True)):
         ax.text(upper + 0.04 * span, y, f"{value:.4f}", va="center", fontsize=8)
-    ax.set_xlim(left, float(high.max()) + 0.5 * span)
+    ax.set(xlim=(left, float(high.max()) + 0.5 * span), title="Test accuracy per run")
+    ax.set_xlabel(f"test accuracy with 95% bootstrap CI (axis starts at {left:.3f})")
     ax.invert_yaxis()
-    ax.set(
-        title="Test accuracy per run",
-        xlabel=f"test accuracy with 95% bootstrap CI (axis starts at {left:.3f})",
-    )
     return ax
 
 
 def plot_accuracy_vs_flops(points: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Draw test accuracy against training FLOPs (log x): one marker per network
-    at its seeds' mean, a bar over their range, and each seed as a dot.
-
-    ``points``: one row per seed run, with ``name`` (the network), ``group``
-    (``"main run"`` or ``"replication"``), ``train_flops`` and ``test_accuracy``.
-    """
+    """Draw test accuracy against training FLOPs (log x) of ``points``, one row per
+    seed run (``name``, ``group`` "main run" or "replication", ``train_flops``,
+    ``test_accuracy``): each network's seed mean, a bar over their range, each seed."""
     ax = _axes(ax, (PAGE_WIDTH, 4.2))
     markers = {"main run": "o", "replication": "s"}
     for (group, name), rows in points.groupby(["group", "name"], sort=False):
         x, y = rows["train_flops"].median(), rows["test_accuracy"]
         colour = run_color(name) if group == "main run" else "0.45"
         ax.scatter(rows["train_flops"], y, s=8, color=colour, alpha=0.5)
-        ax.errorbar(
-            x,
-            y.mean(),
-            yerr=[[y.mean() - y.min()], [y.max() - y.mean()]],
-            fmt=markers[group],
-            color=colour,
-            capsize=3,
-        )
+        yerr = [[y.mean() - y.min()], [y.max() - y.mean()]]
+        ax.errorbar(x, y.mean(), yerr=yerr, fmt=markers[group], color=colour, capsize=3)
         ax.annotate(name, (x, y.mean()), (4, 3), textcoords="offset points", size=6)
-    ax.set_xscale("log")
     handles = [
         plt.Line2D([], [], marker=m, ls="", color="0.3", label=g)
         for g, m in markers.items()
         if g in set(points["group"])
     ]
     ax.legend(handles=handles, fontsize=7, loc="lower right")
-    ax.set(
-        title="Accuracy per unit of compute: seed mean, range and every seed",
-        xlabel="training FLOPs (log scale)",
-        ylabel="test accuracy",
-    )
+    ax.set(xscale="log", xlabel="training FLOPs (log scale)", ylabel="test accuracy")
+    ax.set_title("Accuracy per unit of compute: seed mean, range and every seed")
     return ax

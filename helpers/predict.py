@@ -1,5 +1,4 @@
 """Classify garment photos: ``python -m helpers.predict IMAGE... [--model PATH]``.
-
 Pillow puts each image in Fashion-MNIST form; the model takes the raw 0-255 pixels."""
 
 from __future__ import annotations
@@ -11,9 +10,8 @@ import os
 import sys
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from packaging.version import InvalidVersion, Version
@@ -39,8 +37,7 @@ class ModelLoadError(RuntimeError):
     """No usable model: missing, refused by Keras safe mode, or the wrong shape."""
 
 
-@dataclass(frozen=True)
-class Prediction:
+class Prediction(NamedTuple):
     """One image's result: its top classes, most probable first, or why it failed."""
 
     source: str
@@ -54,30 +51,28 @@ class Prediction:
 
 
 def preprocess_image(path: str | os.PathLike) -> np.ndarray:
-    """Return uint8 (28, 28): the image file's garment light on black, trimmed,
-    longest side 28, centred (first frame, EXIF-upright). Raises ImageInputError,
-    one line naming the file: missing, unreadable, under 8x8, over 50 MP, blank."""
+    """Return uint8 (28, 28): the file's garment light on black, trimmed, longest side
+    28, centred (first frame, EXIF-upright); else raise ImageInputError naming it."""
     path = Path(path)
     try:
         with Image.open(path) as image:  # the size is read before pixels are decoded
             (w, h), large = image.size, image.width * image.height > MAX_PIXELS
             if large or min(w, h) < MIN_SIDE:
                 size = "large (over 50 megapixels)" if large else "small (under 8x8)"
-                raise ImageInputError(f"{path}: {w}x{h} image too {size}")
+                raise ImageInputError(f"{w}x{h} image too {size}")  # named below
             image = ImageOps.exif_transpose(image)  # decodes the first frame
-            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+            if image.has_transparency_data:  # RGBA, LA, PA or a transparent colour
                 white = Image.new("RGBA", image.size, "white")
                 image = Image.alpha_composite(white, image.convert("RGBA"))
             elif image.mode[0] in "IF" and image.getextrema()[1] > 255:
                 image = image.point(lambda v: v / 257)  # 16 bits to 8 (L would clip)
             grey = image.convert("L")
-    except ImageInputError:
-        raise
     except Exception as err:  # Pillow's decoders raise many types on bad data
         reason = {
             FileNotFoundError: "file not found",
             IsADirectoryError: "a folder, not an image file",
             UnidentifiedImageError: "not an image (Pillow cannot identify it)",
+            ImageInputError: str(err),
         }.get(type(err), f"cannot read the image ({' '.join(str(err).split())})")
         raise ImageInputError(f"{path}: {reason}") from None
     px = np.asarray(grey)
@@ -93,15 +88,13 @@ def preprocess_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def find_model(output_dir: str | os.PathLike | None = None) -> Path:
-    """Return ``<output_dir>/models/<run>.keras`` (default ``artifacts/``) of the
-    ``metrics/*.json`` run with the best ``val_accuracy`` (a choice made on the
-    validation split, never the test split) among full (``fast`` false) runs named
-    ``cnn*`` that saved a model; else raise ModelLoadError."""
+    """Return the model of the full (not fast) main ``cnn*`` run with the best
+    ``val_accuracy`` in ``output_dir`` (default ``artifacts/``); else ModelLoadError."""
     folder = Path(output_dir or default_output_dir())
-    fix = "run `make run` or pass --model PATH"
+    none, fix = "no CNN of a full run", "run `make run` or pass --model PATH"
     if not folder.is_dir():
         what = "is a file, not a folder" if folder.exists() else "does not exist"
-        raise ModelLoadError(f"no CNN of a full run: {folder} {what}; {fix}")
+        raise ModelLoadError(f"{none}: {folder} {what}; {fix}")
     best, best_accuracy = None, -1.0
     for metrics_file in sorted((folder / "metrics").glob("*.json")):
         try:
@@ -114,20 +107,14 @@ def find_model(output_dir: str | os.PathLike | None = None) -> Path:
         full_cnn &= not SEED_RUN.fullmatch(run)  # a main run, not one of make seeds
         if full_cnn and model_file.is_file() and accuracy > best_accuracy:
             best, best_accuracy = model_file, accuracy
-    if best is None:
-        raise ModelLoadError(
-            f"no CNN of a full run in {folder} (metrics/*.json, models/*.keras): {fix}"
-        )
-    return best
+    if best:
+        return best
+    raise ModelLoadError(f"{none} in {folder} (metrics/*.json, models/*.keras): {fix}")
 
 
 def load_model(path: str | os.PathLike) -> keras.Model:
-    """Load a ``.keras`` model with Keras safe mode on (no Python code is run).
-
-    Raises ModelLoadError naming the file if it is missing, a legacy ``.h5``, not
-    ``.keras``, refused by safe mode (e.g. a Lambda layer), or not 28x28(x1) pixels
-    in, 10 classes out.
-    """
+    """Load a ``.keras`` model in Keras safe mode (no Python code runs) that maps 28x28
+    (x1) pixels to 10 classes; else raise ModelLoadError naming the file and why."""
     path = Path(path)
     if not path.is_file():
         what = "a folder, not a model file" if path.is_dir() else "model file not found"
@@ -144,17 +131,16 @@ def load_model(path: str | os.PathLike) -> keras.Model:
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many types for a bad archive
-        saved, newer = saved_by(path), False
+        reason = f"cannot load the model: {' '.join(str(err).split())}"
+        saved, installed = saved_by(path), keras.version()
         with contextlib.suppress(InvalidVersion, TypeError):  # a damaged metadata
-            newer = bool(saved) and Version(saved) > Version(keras.version())
-        if newer:
-            raise ModelLoadError(
-                f"{path}: saved by Keras {saved}, which Keras {keras.version()} (the"
-                f' one installed) cannot read: pip install -U "keras>={saved}", or'
-                " retrain in this environment"
-            ) from None
-        reason = " ".join(str(err).split())  # e.g. safe mode refusing a Lambda layer
-        raise ModelLoadError(f"{path}: cannot load the model: {reason}") from None
+            if saved and Version(saved) > Version(installed):
+                reason = (
+                    f"saved by Keras {saved}, which Keras {installed} (the one "
+                    f'installed) cannot read: pip install -U "keras>={saved}", or '
+                    "retrain in this environment"
+                )
+        raise ModelLoadError(f"{path}: {reason}") from None
     shapes = model.input_shape, model.output_shape
     if shapes not in [((None, 28, 28), (None, 10)), ((None, 28, 28, 1), (None, 10))]:
         raise ModelLoadError(f"{path}: shapes {shapes} are not 28x28(x1) in, 10 out")
@@ -174,11 +160,8 @@ def predict_images(
     model: keras.Model | str | os.PathLike | None = None,
     top_k: int = 3,
 ) -> list[Prediction]:
-    """Return one Prediction per path: its ``top_k`` (1-10) classes, or its ``error``.
-
-    ``model``: a Keras model, a ``.keras`` path, or None (:func:`find_model`). Good
-    images are predicted in one batch, float32 (n, 28, 28, 1) of raw 0-255 pixels.
-    """
+    """Return one Prediction per path, its ``top_k`` classes or its ``error``;
+    ``model``: a Keras model, a ``.keras`` path, or None (:func:`find_model`)."""
     if model is None or isinstance(model, (str, os.PathLike)):
         model = load_model(find_model() if model is None else model)
     results, images = [], {}  # a Prediction per path; uint8 (28, 28) per good image
@@ -188,7 +171,7 @@ def predict_images(
             results.append(Prediction(os.fspath(path)))
         except ImageInputError as err:
             results.append(Prediction(os.fspath(path), error=str(err)))
-    if images:
+    if images:  # one batch, float32 (n, 28, 28, 1) of raw 0-255 pixels
         batch = np.stack(list(images.values())).astype(np.float32)[..., np.newaxis]
         for index, p in zip(images, model.predict(batch, verbose=0), strict=True):
             top = tuple((CLASS_NAMES[i], float(p[i])) for i in np.argsort(-p)[:top_k])
@@ -198,15 +181,14 @@ def predict_images(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return 0, or 2 when the model or any image failed."""
-    parser = argparse.ArgumentParser("python -m helpers.predict", exit_on_error=False)
-    parser.description = __doc__
+    parser = argparse.ArgumentParser("python -m helpers.predict", description=__doc__)
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     parser.add_argument("--model", metavar="PATH", help="a .keras model file")
     parser.add_argument("--top-k", type=int, choices=range(1, 11), default=3)
     parser.add_argument("--json", action="store_true", help="print a JSON list")
     parser.add_argument("--output-dir", metavar="DIR", help="artifacts to search")
 
-    def refuse(message: str):  # one line, instead of argparse's usage and exit
+    def refuse(message: str):  # one line, not argparse's usage and exit
         raise argparse.ArgumentError(None, message)
 
     parser.error = refuse

@@ -12,8 +12,7 @@ def bootstrap_accuracy_ci(
     correct: np.ndarray, confidence: float = 0.95, n_resamples: int = 10_000, seed=0
 ) -> tuple[float, float]:
     """Return ``(low, high)``: the percentile-bootstrap interval of the accuracy of
-    ``correct``, bool (n,) (whether each test image was classified right), over
-    ``n_resamples`` resamples of the n images; the same ``seed``, the same interval."""
+    ``correct``, bool (n,), over ``n_resamples`` resamples; seeded by ``seed``."""
     result = stats.bootstrap(
         (np.asarray(correct, dtype=np.float64),),
         np.mean,
@@ -26,11 +25,9 @@ def bootstrap_accuracy_ci(
 
 
 def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:
-    """McNemar's exact test of two classifiers scored on the same images:
-    ``correct_a``, ``correct_b`` bool (n,). Only the images exactly one gets right
-    count; under the null hypothesis each is a fair coin, so the p-value is a
-    two-sided binomial test. Returns ``only_a``, ``only_b`` (image counts) and
-    ``p_value`` (1.0 when no image separates them)."""
+    """McNemar's exact test of two classifiers on the same images (bool (n,) each):
+    a two-sided binomial test of the images only one gets right. Returns ``only_a``,
+    ``only_b`` (counts) and ``p_value`` (1.0 when no image separates them)."""
     a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
     only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
     n = only_a + only_b
@@ -39,22 +36,17 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, flo
 
 
 def holm(p_values) -> np.ndarray:
-    """Holm's step-down adjustment of ``p_values`` (m tests): the k-th smallest is
-    multiplied by m - k + 1, kept monotone and capped at 1. An adjusted p below
-    0.05 keeps the chance of any false "different" over all m tests under 5%. A
-    NaN p-value (no spread to test) counts as 1."""
+    """Holm's step-down adjustment of ``p_values`` (m tests): the k-th smallest times
+    m - k + 1, kept monotone, capped at 1; a NaN p-value (no spread) counts as 1."""
     p = np.nan_to_num(np.asarray(p_values, dtype=np.float64), nan=1.0)
     order = np.argsort(p)
     steps = np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order])
-    adjusted = np.empty_like(p)
-    adjusted[order] = np.minimum(steps, 1.0)
-    return adjusted
+    return np.minimum(steps, 1.0)[np.argsort(order)]
 
 
 def prediction_interval(values, level: float = 0.95) -> tuple[float, float]:
-    """Return the ``level`` prediction interval for one new draw from the
-    population of ``values`` (n >= 2 seeds' accuracies): mean ± t(1 - (1 - level)
-    / 2, n - 1) · sd · √(1 + 1/n), sd with ddof 1. (nan, nan) for one value."""
+    """Return the ``level`` prediction interval for one new draw like ``values`` (n
+    seeds' accuracies): mean ± t(n - 1) · sd · √(1 + 1/n); (nan, nan) for n < 2."""
     values = np.asarray(values, dtype=np.float64)
     n = len(values)
     if n < 2:
@@ -65,12 +57,10 @@ def prediction_interval(values, level: float = 0.95) -> tuple[float, float]:
 
 
 def replication_table(runs: pd.DataFrame, published: pd.Series) -> pd.DataFrame:
-    """Return one row per recipe and split of the replication ``runs``
-    (:func:`helpers.artifacts.load_replication`), in the order of ``published``
-    (recipe -> published test accuracy): that figure, the seeds' mean, standard
-    deviation (ddof 1) and number, the 95% prediction interval for one new run
-    (:func:`prediction_interval`) and the verdict on the published figure:
-    ``consistent`` (inside it), ``above`` or ``below`` it, or ``one seed``."""
+    """Return one row per recipe and split of the replication ``runs``, ordered as
+    ``published`` (recipe -> accuracy): that figure, the seeds' mean, sd, number and
+    :func:`prediction_interval`, and the figure's ``verdict``: ``consistent``
+    (inside it), ``above``, ``below``, or ``one seed``."""
     if runs.empty:
         return pd.DataFrame()
     order = {recipe: k for k, recipe in enumerate(published.index)}
@@ -80,15 +70,9 @@ def replication_table(runs: pd.DataFrame, published: pd.Series) -> pd.DataFrame:
     table.insert(2, "published", table["recipe"].map(published))
     bounds = groups.agg(prediction_interval).tolist()
     table["pi_low"], table["pi_high"] = zip(*bounds, strict=True)
-    table["verdict"] = np.select(
-        [
-            table["pi_low"].isna(),
-            table["published"] > table["pi_high"],
-            table["published"] < table["pi_low"],
-        ],
-        ["one seed", "above", "below"],
-        "consistent",
-    )
+    figure, low, high = table["published"], table["pi_low"], table["pi_high"]
+    verdicts = [low.isna(), figure > high, figure < low]
+    table["verdict"] = np.select(verdicts, ["one seed", "above", "below"], "consistent")
     return table.rename(columns={"count": "seeds"})
 
 

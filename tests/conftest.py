@@ -98,55 +98,51 @@ def tiny_dataset(isolated_search, monkeypatch):
     return write
 
 
-@pytest.fixture(scope="session")
-def fast_run(tmp_path_factory):
-    """Every notebook, run once per test session in fast mode by the command line,
-    into a fresh ``artifacts-fast/`` (where ``make test-compat`` finds its models);
-    returns that folder, with the command's console output in ``console.txt``.
-
-    Tests read this run instead of executing notebooks again.
-    """
-    if not all(data.find_idx_file(REAL_DATA_DIR, s) for s in data.FASHION_MNIST_FILES):
-        pytest.skip(f"Fashion-MNIST not installed in {REAL_DATA_DIR}")
-    output_dir = artifacts.default_output_dir(fast=True)
-    shutil.rmtree(output_dir, ignore_errors=True)  # nothing from an earlier run
-    output_dir.mkdir()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "helpers.pipeline",
-            "--fast",
-            "--output-dir",
-            output_dir,
-        ],
-        cwd=output_dir,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    console = done.stdout + done.stderr
-    (output_dir / "console.txt").write_text(console)
-    assert done.returncode == 0, console
-    return output_dir
+ABLATION_ROW = "ablation-no-label-smoothing-e10"  # the fast runs' one ablation row
 
 
 @pytest.fixture(scope="session")
-def fast_replication(tmp_path_factory):
-    """``make replicate``'s runs in fast mode (one seed of each recipe, two of one),
-    once per session by the command line; returns their folder, with the console
-    output in ``console.txt``."""
+def fast_runs(tmp_path_factory):
+    """The fast runs the tests read, once per test session, by the command line and
+    side by side (one alone leaves a core idle): every notebook into a fresh
+    ``artifacts-fast/`` (where ``make test-compat`` finds its models), ``make
+    replicate``'s runs and one ablation row. Returns their folders by group, each
+    with the command's console output in ``console.txt``, and ``kept_ablation``:
+    the committed ablation rows as they were before."""
     if not all(data.find_idx_file(REAL_DATA_DIR, s) for s in data.FASHION_MNIST_FILES):
         pytest.skip(f"Fashion-MNIST not installed in {REAL_DATA_DIR}")
-    output_dir = tmp_path_factory.mktemp("fast-replication")
-    command = ["-m", "helpers.pipeline", "--fast", "--replicate", "--output-dir"]
-    done = subprocess.run(
-        [sys.executable, *command, output_dir],
-        cwd=output_dir,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    (output_dir / "console.txt").write_text(done.stdout + done.stderr)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return output_dir
+    ablation = artifacts.KEPT_ROOT / "ablation"
+    kept = {path: path.read_bytes() for path in ablation.glob("*")}
+    groups = {"main": [], "replication": ["--replicate"]}
+    groups["ablation"] = ["--ablation", "--only", ABLATION_ROW]
+    folders = {"main": artifacts.default_output_dir(fast=True)}
+    started = {}
+    for group, options in groups.items():
+        folder = folders.get(group) or tmp_path_factory.mktemp(f"fast-{group}")
+        folders[group] = folder
+        shutil.rmtree(folder, ignore_errors=True)  # nothing from an earlier run
+        folder.mkdir()
+        command = ["-m", "helpers.pipeline", "--fast", *options, "--output-dir"]
+        with open(folder / "console.txt", "w") as console:
+            started[group] = subprocess.Popen(
+                [sys.executable, *command, folder],
+                cwd=folder,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+            )
+    for group, process in started.items():
+        process.wait()
+        assert process.returncode == 0, (folders[group] / "console.txt").read_text()
+    return {**folders, "kept_ablation": kept}
+
+
+@pytest.fixture(scope="session")
+def fast_run(fast_runs):
+    """Every notebook, run once per test session in fast mode (see fast_runs)."""
+    return fast_runs["main"]
+
+
+@pytest.fixture(scope="session")
+def fast_replication(fast_runs):
+    """``make replicate``'s runs in fast mode (one seed of each recipe, two of one)."""
+    return fast_runs["replication"]

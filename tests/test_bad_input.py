@@ -17,7 +17,7 @@ import pytest
 from conftest import run_python
 from test_predict import dense_model
 
-from helpers import data, parameters, pipeline, predict
+from helpers import data, parameters, predict, runner
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def one_line(message: str) -> str:
 
 def check_cell(notebook: str) -> tuple[str, str]:
     """Return the notebook's parameters cell and the code cell that checks them."""
-    cells = nbformat.read(pipeline.NOTEBOOK_DIR / notebook, as_version=4).cells
+    cells = nbformat.read(runner.NOTEBOOK_DIR / notebook, as_version=4).cells
     code = [c for c in cells if c.cell_type == "code"]
     i = next(
         i for i, c in enumerate(code) if "parameters" in c.metadata.get("tags", [])
@@ -194,11 +194,11 @@ def test_user_papermill_run_with_a_bad_parameter_stops_in_one_line(
     executed = tmp_path / "executed.ipynb"
     with pytest.raises(papermill.PapermillExecutionError) as error:
         papermill.execute_notebook(
-            pipeline.NOTEBOOK_DIR / notebook,
+            runner.NOTEBOOK_DIR / notebook,
             executed,
             parameters={"output_dir": places["out"], **overrides},
             progress_bar=False,
-            cwd=pipeline.NOTEBOOK_DIR,
+            cwd=runner.NOTEBOOK_DIR,
         )
     assert error.value.ename == "ParameterError"
     assert named in error.value.evalue
@@ -244,21 +244,23 @@ def test_user_pipeline_option_is_refused_before_any_notebook(
     assert named in one_line(done.stderr)
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["{empty}"], "a folder, not an image file"),
-        (["{file}"], "not an image (Pillow cannot identify it)"),
-        (["{missing}.png"], "file not found"),
-    ],
-)
-def test_user_predict_command_names_the_bad_image(args, message, places, tmp_path):
+BAD_IMAGES = {  # one command names each bad image on its own line
+    "{empty}": "a folder, not an image file",
+    "{file}": "not an image (Pillow cannot identify it)",
+    "{missing}.png": "file not found",
+}
+
+
+def test_user_predict_command_names_each_bad_image(places, tmp_path):
     model = tiny_model(tmp_path / "tiny.keras")
-    args = [fill(arg, places) for arg in args]
+    args = [fill(arg, places) for arg in BAD_IMAGES]
     done = run_python("-m", "helpers.predict", *args, "--model", model, cwd=tmp_path)
     assert done.returncode == 2
     assert done.stdout == ""
-    assert message in one_line(done.stderr)
+    lines = done.stderr.splitlines()
+    assert len(lines) == len(BAD_IMAGES)
+    for line, arg, message in zip(lines, args, BAD_IMAGES.values(), strict=True):
+        assert line == f"error: {arg}: {message}"
 
 
 def test_user_predict_command_refuses_a_lambda_model_by_safe_mode(places, tmp_path):

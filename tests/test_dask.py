@@ -15,9 +15,9 @@ import psutil
 from conftest import needs_real_data
 from test_faults import wait_for
 
-from helpers import artifacts, pipeline
+from helpers import artifacts, runner
 
-SWEEP = ["ann-baseline", "cnn-baseline", "cnn-plus"]  # cnn-plus is lost
+SWEEP = ["ann-baseline", "cnn-plus"]  # two notebooks; cnn-plus is lost
 
 
 @contextlib.contextmanager
@@ -111,12 +111,10 @@ def test_a_run_on_a_killed_worker_resumes_on_another_after_its_kernel_exits(
 def test_the_local_default_is_single_threaded_workers_without_dasks_thread_limits(
     monkeypatch,
 ):
-    for name in pipeline.THREAD_VARIABLES:
+    for name in runner.THREAD_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    with pipeline.dask_client(None, 2) as client:
+    with runner.dask_client(None, 2) as client:
         workers = client.scheduler_info()["workers"].values()
         assert [w["nthreads"] for w in workers] == [1, 1]
-        seen = client.run(
-            lambda: [os.environ.get(n) for n in pipeline.THREAD_VARIABLES]
-        )
+        seen = client.run(lambda: [os.environ.get(n) for n in runner.THREAD_VARIABLES])
     assert all(values == [None] * 3 for values in seen.values())

@@ -20,9 +20,9 @@ import papermill
 import pytest
 from conftest import needs_real_data
 
-from helpers import artifacts, data, parameters, pipeline, stats
+from helpers import artifacts, data, parameters, pipeline, runner, stats
 
-NOTEBOOKS = sorted(pipeline.NOTEBOOK_DIR.glob("*.ipynb"))
+NOTEBOOKS = sorted(runner.NOTEBOOK_DIR.glob("*.ipynb"))
 MODEL_RUNS = ["ann-baseline", "ann-dropout", "cnn-baseline", "cnn-dropout", "cnn-plus"]
 MODEL_NOTEBOOKS = ["02_ann.ipynb", "03_cnn.ipynb", "04_cnn_plus.ipynb"]
 
@@ -141,7 +141,7 @@ def test_colab_requirements_never_reinstall_what_colab_has():
 
 @pytest.mark.parametrize("name", [*MODEL_NOTEBOOKS, "06_published_recipes.ipynb"])
 def test_model_notebooks_seed_before_building_any_dataset_or_model(name):
-    source = code(read(pipeline.NOTEBOOK_DIR / name))
+    source = code(read(runner.NOTEBOOK_DIR / name))
     seeded = source.index("keras.utils.set_random_seed(seed)")
     for built in ("data.to_dataset(", "model = ", "layers.Random"):
         assert built not in source or seeded < source.index(built), built
@@ -149,7 +149,7 @@ def test_model_notebooks_seed_before_building_any_dataset_or_model(name):
 
 @pytest.mark.parametrize("name", MODEL_NOTEBOOKS)
 def test_model_notebook_shows_the_model_its_compile_fit_and_sklearn_scores(name):
-    source = code(read(pipeline.NOTEBOOK_DIR / name))
+    source = code(read(runner.NOTEBOOK_DIR / name))
     assert "keras.Sequential(" in source or "keras.Model(inputs" in source
     assert "def make_model(" in source
     for call in (
@@ -278,7 +278,7 @@ def test_keras_epoch_lines_go_to_the_runs_log(fast_run, run):
 
 @needs_real_data
 def test_finished_runs_are_skipped(fast_run, capfd):
-    pipeline.run_all(pipeline.RUNS[:2], fast_run, fast_run / "reports", fast=True)
+    runner.run_all(pipeline.RUNS[:2], fast_run, fast_run / "reports", fast=True)
     assert capfd.readouterr().out.count("up to date, skipped") == 2
 
 
@@ -298,7 +298,7 @@ def test_running_a_model_notebook_twice_in_one_kernel_gives_identical_prediction
     # is set before the shuffled pipeline and the model are built, so the second
     # pass trains on the same order from the same weights. Both passes also match
     # the shared fast run's fresh kernel.
-    nb = read(pipeline.NOTEBOOK_DIR / "02_ann.ipynb")
+    nb = read(runner.NOTEBOOK_DIR / "02_ann.ipynb")
     given = f"fast = True\noutput_dir = {str(tmp_path)!r}"
     cells = []
     for cell in nb.cells:
@@ -316,7 +316,7 @@ def test_running_a_model_notebook_twice_in_one_kernel_gives_identical_prediction
         nb,
         tmp_path / "twice.ipynb",
         progress_bar=False,
-        cwd=pipeline.NOTEBOOK_DIR,
+        cwd=runner.NOTEBOOK_DIR,
     )  # raises if the assertion cell fails
     np.testing.assert_array_equal(
         np.load(tmp_path / "predictions" / "ann-baseline.npy"),
@@ -335,11 +335,11 @@ def test_a_cell_running_over_cell_timeout_fails_naming_notebook_and_cell(
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     nb.metadata["kernelspec"]["language"] = "python"
     nbformat.write(nb, tmp_path / "sleepy.ipynb")
-    monkeypatch.setattr(pipeline, "NOTEBOOK_DIR", tmp_path)
+    monkeypatch.setattr(runner, "NOTEBOOK_DIR", tmp_path)
     monkeypatch.setenv("CELL_TIMEOUT", "3")
     run = pipeline.Run("nap", "sleepy.ipynb")
-    with pytest.raises(pipeline.RunFailed) as err:
-        pipeline.run_one(run, "[1/1] nap", tmp_path, tmp_path, True, "abc1234")
+    with pytest.raises(runner.RunFailed) as err:
+        runner.run_one(run, "[1/1] nap", tmp_path, tmp_path, True, "abc1234")
     message = str(err.value)
     assert message.startswith("[1/1] nap: failed after ")
     assert "sleepy.ipynb, cell 2 ran over CELL_TIMEOUT=3 s" in message  # 1: injected

@@ -10,9 +10,9 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-from conftest import needs_real_data, run_python
+from conftest import ABLATION_ROW, needs_real_data, run_python
 
-from helpers import artifacts, data, pipeline, stats
+from helpers import artifacts, data, exports, pipeline, runner, stats
 
 
 def test_published_table_is_one_cited_table_with_a_split_of_each_recipe():
@@ -28,7 +28,7 @@ def test_published_table_is_one_cited_table_with_a_split_of_each_recipe():
         "tail-80-20",
     }
     assert published.loc["keras-ann", "our_run"] == "ann-baseline"
-    notebook = (pipeline.NOTEBOOK_DIR / "06_published_recipes.ipynb").read_text()
+    notebook = (runner.NOTEBOOK_DIR / "06_published_recipes.ipynb").read_text()
     for recipe in published.index:  # one visible branch per recipe
         assert notebook.count(f'recipe == \\"{recipe}\\"') == 1, recipe
 
@@ -91,7 +91,7 @@ def test_update_readme_puts_the_tables_05_and_07_wrote_between_their_markers(
     written = "| recipe | mean |\n|:--|--:|\n| keras-ann | 0.8850 |\n"
     (tmp_path / "tables").mkdir()
     (tmp_path / "tables" / "replication.md").write_text(written)
-    pipeline.update_readme(tmp_path, readme)
+    exports.update_readme(tmp_path, readme)
     text = readme.read_text()
     assert "old table" not in text
     assert f"{replication[0]}\n{written}\nFrom `artifacts/metrics/*.json`" in text
@@ -191,43 +191,43 @@ def test_replication_rerun_skips_every_finished_run(fast_replication):
 def _kept_run(tmp_path, monkeypatch):
     """The first replication run, a folder for its outputs, and what it must match
     to be skipped, with KEPT_ROOT in ``tmp_path``."""
-    monkeypatch.setattr(pipeline, "KEPT_ROOT", tmp_path / "kept")
+    monkeypatch.setattr(runner, "KEPT_ROOT", tmp_path / "kept")
     run, output_dir = pipeline.replication_runs()[0], tmp_path / "out"
     parameters = {**run.parameters, "fast": False, "output_dir": str(output_dir)}
-    return run, output_dir, pipeline.fingerprint(run, parameters, output_dir)
+    return run, output_dir, runner.fingerprint(run, parameters, output_dir)
 
 
 def test_a_committed_replication_run_is_restored_not_retrained(tmp_path, monkeypatch):
     run, output_dir, expected = _kept_run(tmp_path, monkeypatch)
     metrics = dict(recipe="keras-ann", split="tail", seed=42, test_accuracy=0.88)
     copy = {"record": expected, "commit": "abc1234", "metrics": metrics}
-    artifacts.write_json(pipeline.kept_path(run), copy)
+    artifacts.write_json(runner.kept_path(run), copy)
 
     def train(*args):
         raise AssertionError("retrained a run whose committed copy matches")
 
-    monkeypatch.setattr(pipeline, "execute", train)
-    assert pipeline.is_done(run, "[1/1]", output_dir, tmp_path, False)
+    monkeypatch.setattr(runner, "execute", train)
+    assert runner.is_done(run, "[1/1]", output_dir, tmp_path, False)
     assert artifacts.read_json(output_dir / "metrics" / f"{run.name}.json") == metrics
     assert artifacts.read_json(output_dir / "runs" / f"{run.name}.json") == expected
     elsewhere = tmp_path / "elsewhere"  # a fresh clone's folder: the same record
     parameters = {**run.parameters, "fast": False, "output_dir": str(elsewhere)}
-    assert pipeline.fingerprint(run, parameters, elsewhere) == expected
+    assert runner.fingerprint(run, parameters, elsewhere) == expected
 
 
 def test_a_stale_committed_replication_run_is_retrained(tmp_path, monkeypatch):
     run, output_dir, expected = _kept_run(tmp_path, monkeypatch)
     stale = {**expected, "notebook": "0" * 16}  # made by an older 06 notebook
     copy = {"record": stale, "commit": "abc1234", "metrics": dict(test_accuracy=0.88)}
-    artifacts.write_json(pipeline.kept_path(run), copy)
+    artifacts.write_json(runner.kept_path(run), copy)
 
     def train(*args):
-        raise pipeline.RunFailed("trained")
+        raise runner.RunFailed("trained")
 
-    monkeypatch.setattr(pipeline, "execute", train)
-    assert not pipeline.is_done(run, "[1/1]", output_dir, tmp_path, False)
-    with pytest.raises(pipeline.RunFailed, match="trained"):
-        pipeline.run_one(run, "[1/1]", output_dir, tmp_path, False, "abc1234")
+    monkeypatch.setattr(runner, "execute", train)
+    assert not runner.is_done(run, "[1/1]", output_dir, tmp_path, False)
+    with pytest.raises(runner.RunFailed, match="trained"):
+        runner.run_one(run, "[1/1]", output_dir, tmp_path, False, "abc1234")
     assert not (output_dir / "metrics" / f"{run.name}.json").exists()
 
 
@@ -239,13 +239,13 @@ def test_the_main_run_restores_committed_runs_marks_stale_ones_and_trains_none(
     missing_run = pipeline.replication_runs()[2]
     metrics = dict(recipe="keras-ann", split="tail", test_accuracy=0.88, run=run.name)
     copy = {"record": expected, "commit": "abc1234", "metrics": metrics}
-    artifacts.write_json(pipeline.kept_path(run), copy)
+    artifacts.write_json(runner.kept_path(run), copy)
     old = {**expected, "notebook": "0" * 16, "parameters": stale_run.parameters}
     metrics = {**metrics, "run": stale_run.name}
     copy = {"record": old, "commit": "def5678", "metrics": metrics}
-    artifacts.write_json(pipeline.kept_path(stale_run), copy)
-    monkeypatch.setattr(pipeline, "execute", None)  # calling it would fail
-    pipeline.restore_committed([run, stale_run, missing_run], output_dir)
+    artifacts.write_json(runner.kept_path(stale_run), copy)
+    monkeypatch.setattr(runner, "execute", None)  # calling it would fail
+    runner.restore_committed([run, stale_run, missing_run], output_dir)
     restored = artifacts.load_replication(output_dir).set_index("run", drop=False)
     stale = restored["stale"].dropna().to_dict()  # None for a current run
     assert stale == {stale_run.name: "def5678"}
@@ -257,7 +257,7 @@ def test_the_main_run_restores_committed_runs_marks_stale_ones_and_trains_none(
 
 
 def _notebook_with(path: Path, edit) -> Path:
-    nb = nbformat.read(pipeline.NOTEBOOK_DIR / "06_published_recipes.ipynb", 4)
+    nb = nbformat.read(runner.NOTEBOOK_DIR / "06_published_recipes.ipynb", 4)
     edit(nb)
     nbformat.write(nb, path / "06_published_recipes.ipynb")
     return path
@@ -266,7 +266,7 @@ def _notebook_with(path: Path, edit) -> Path:
 def test_only_a_code_edit_makes_a_run_stale(tmp_path, monkeypatch):
     run = pipeline.replication_runs()[0]
     given = {**run.parameters, "fast": False, "output_dir": "anywhere"}
-    before = pipeline.fingerprint(run, given, Path("anywhere"))
+    before = runner.fingerprint(run, given, Path("anywhere"))
 
     def cosmetic(nb):  # reworded prose, a new tag, outputs and metadata
         nb.cells[0].source += "\n\nReworded."
@@ -281,8 +281,8 @@ def test_only_a_code_edit_makes_a_run_stale(tmp_path, monkeypatch):
     for edit, same in ((cosmetic, True), (code_edit, False)):
         folder = tmp_path / edit.__name__
         folder.mkdir()
-        monkeypatch.setattr(pipeline, "NOTEBOOK_DIR", _notebook_with(folder, edit))
-        assert (pipeline.fingerprint(run, given, Path("anywhere")) == before) is same
+        monkeypatch.setattr(runner, "NOTEBOOK_DIR", _notebook_with(folder, edit))
+        assert (runner.fingerprint(run, given, Path("anywhere")) == before) is same
 
 
 @pytest.mark.parametrize("group", ["replication", "seeds"])
@@ -291,7 +291,7 @@ def test_committed_runs_are_full_runs_of_the_plan_with_their_commit(group):
         pipeline.replication_runs() if group == "replication" else pipeline.seed_runs()
     )
     planned = {run.name: run for run in plan}
-    for path in sorted((pipeline.KEPT_ROOT / group).glob("*.json")):
+    for path in sorted((runner.KEPT_ROOT / group).glob("*.json")):
         copy = artifacts.read_json(path)
         run = planned[path.stem]  # a KeyError names a run the plan dropped
         assert copy["metrics"]["fast"] is False, path.name
@@ -301,7 +301,7 @@ def test_committed_runs_are_full_runs_of_the_plan_with_their_commit(group):
         assert {"test_accuracy", "val_accuracy", "train_flops"} <= set(copy["metrics"])
         if group == "replication":  # made with the 06 notebook's code as committed
             given = {**run.parameters, "fast": False, "output_dir": "anywhere"}
-            assert copy["record"] == pipeline.fingerprint(run, given, Path("x"))
+            assert copy["record"] == runner.fingerprint(run, given, Path("x"))
 
 
 @needs_real_data
@@ -310,7 +310,7 @@ def test_report_and_07_judge_the_committed_replication_runs_by_their_interval(fa
     table = stats.replication_table(
         artifacts.load_replication(fast_run), data.published()["published_accuracy"]
     )
-    committed = list((pipeline.KEPT_ROOT / "replication").glob("*.json"))
+    committed = list((runner.KEPT_ROOT / "replication").glob("*.json"))
     assert table["seeds"].sum() == len(committed)
     nb = nbformat.read(fast_run / "notebooks" / "report.ipynb", 4)
     text = "\n".join(str(o) for c in nb.cells for o in c.get("outputs", []))
@@ -351,13 +351,13 @@ def test_seed_plan_trains_every_main_model_run_at_five_seeds_cnn_plus_at_three()
 def test_the_main_command_restores_before_running_and_hands_no_kept_run_to_train(
     tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(pipeline, "KEPT_ROOT", tmp_path / "kept")
+    monkeypatch.setattr(runner, "KEPT_ROOT", tmp_path / "kept")
     seed_run = pipeline.seed_runs()[0]
     full = {**seed_run.parameters, "fast": False, "output_dir": "anywhere"}
-    record = pipeline.fingerprint(seed_run, full, tmp_path)
+    record = runner.fingerprint(seed_run, full, tmp_path)
     metrics = dict(run=seed_run.name, seed=42, fast=False, test_accuracy=0.88)
     artifacts.write_json(
-        pipeline.kept_path(seed_run),
+        runner.kept_path(seed_run),
         {"record": record, "commit": "abc1234", "metrics": metrics},
     )
     handed = []
@@ -372,9 +372,9 @@ def test_the_main_command_restores_before_running_and_hands_no_kept_run_to_train
         def subscribe_topic(self, *args):
             pass
 
-    monkeypatch.setattr(pipeline, "is_done", is_done)
+    monkeypatch.setattr(runner, "is_done", is_done)
     monkeypatch.setattr(
-        pipeline, "dask_client", lambda *a: contextlib.nullcontext(Client())
+        runner, "dask_client", lambda *a: contextlib.nullcontext(Client())
     )
     assert pipeline.main(["--output-dir", str(out)]) == 0
     assert handed == [run.name for run in pipeline.RUNS]  # no seed or replication run
@@ -397,16 +397,11 @@ def test_the_ablation_plan_names_each_row_by_its_change_and_epochs():
     assert all(run.kept == "ablation" for run in runs)
 
 
-@needs_real_data
 def test_an_ablation_run_stops_before_the_test_split_and_a_fast_one_is_not_kept(
-    tmp_path,
+    fast_runs,
 ):
-    run = pipeline.ablation_runs()[2]  # no label smoothing
-    kept = {p: p.read_bytes() for p in (pipeline.KEPT_ROOT / "ablation").glob("*")}
-    output = tmp_path / "out"
-    command = ["-m", "helpers.pipeline", "--fast", "--ablation", "--only", run.name]
-    done = run_python(*command, "--output-dir", output, cwd=tmp_path, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
+    run = next(r for r in pipeline.ablation_runs() if r.name == ABLATION_ROW)
+    output = fast_runs["ablation"]
     metrics = artifacts.read_json(output / "metrics" / f"{run.name}.json")
     assert metrics["change"] == "no label smoothing"
     assert metrics["label_smoothing"] == 0.0  # the row records its parameters
@@ -415,5 +410,5 @@ def test_an_ablation_run_stops_before_the_test_split_and_a_fast_one_is_not_kept(
     assert "test_accuracy" not in metrics  # the test split stayed untouched
     executed = nbformat.read(output / "notebooks" / f"{run.name}.ipynb", 4)
     assert not any("test-split" in c.metadata.get("tags", []) for c in executed.cells)
-    after = {p: p.read_bytes() for p in (pipeline.KEPT_ROOT / "ablation").glob("*")}
-    assert after == kept  # a fast row is a check, never a result
+    after = {p: p.read_bytes() for p in (runner.KEPT_ROOT / "ablation").glob("*")}
+    assert after == fast_runs["kept_ablation"]  # a fast row is a check, not a result
