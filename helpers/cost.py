@@ -12,16 +12,20 @@ if TYPE_CHECKING:
 
 def forward_macs(model: keras.Model) -> int:
     """Return the multiply-adds of one image's forward pass through the built
-    ``model``: each ``Conv2D`` and ``Dense`` layer's kernel size per output pixel,
-    nested models included; other layers (pooling, additions...) are not counted."""
+    ``model``: the weights of each convolution's or ``Dense`` layer's kernels (frozen
+    ones too) per output pixel, nested models included; other layers (pooling,
+    normalisation, additions...) are not counted."""
     from keras import layers
 
+    kinds = layers.Conv2D | layers.DepthwiseConv2D | layers.SeparableConv2D
     total = 0
     for layer in model.layers:
         if hasattr(layer, "layers"):  # a nested model, e.g. a Sequential block
             total += forward_macs(layer)
-        elif isinstance(layer, layers.Conv2D | layers.Dense):
-            total += math.prod(layer.output.shape[1:-1]) * math.prod(layer.kernel.shape)
+        elif isinstance(layer, kinds | layers.Dense):
+            kernels = [w.shape for w in layer.weights if w.name.endswith("kernel")]
+            pixels = math.prod(layer.output.shape[1:-1])  # or Dense's leading axes
+            total += pixels * sum(map(math.prod, kernels))
     return total
 
 

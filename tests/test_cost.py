@@ -47,3 +47,17 @@ def test_strided_grouped_and_nested_layers():
 
 def test_train_flops_are_six_per_multiply_add_and_image():
     assert cost.train_flops(18_370_000, 50_000 * 10) == pytest.approx(5.511e13)
+
+
+def test_depthwise_separable_and_frozen_convolutions_are_counted():
+    inputs = keras.Input((28, 28, 1))
+    x = layers.Conv2D(8, 2, trainable=False)(inputs)  # a frozen stem: 27x27
+    x = layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2)(x)  # 8 -> 16
+    x = layers.SeparableConv2D(32, 3, padding="same")(x)  # 16 -> 16 -> 32
+    model = keras.Model(inputs, layers.Dense(10)(layers.GlobalMaxPooling2D()(x)))
+    pixels = 27 * 27
+    expected = pixels * 4 * 1 * 8  # frozen, but computed all the same
+    expected += pixels * 9 * 8 * 2  # each input channel's 3x3 filters
+    expected += pixels * (9 * 16 + 16 * 32)  # depthwise, then pointwise
+    expected += 32 * 10
+    assert cost.forward_macs(model) == expected
