@@ -277,7 +277,7 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
             n_workers=workers,
             threads_per_worker=1,  # one kernel per worker thread
             memory_limit=0,  # the kernels, not the workers, hold the data
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: clusters side by side never clash
             silence_logs=logging.CRITICAL,  # a failed run: the client's one line
         ) as cluster,
         Client(cluster) as client,
