@@ -150,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             data_dir = args.data_dir and str(Path(args.data_dir).resolve())
             options = dict(fast=args.fast, force=args.force, data_dir=data_dir)
             options |= dict(scheduler=args.scheduler, workers=args.workers)
-            options |= dict(restore=() if every else committed)
+            options |= dict(committed=() if every else committed)
             runner.run_all(runs, output_dir, reports, **options)
         except (parameters.ParameterError, artifacts.OutputFolderError) as err:
             parser.exit(2, f"error: {err}\n")  # an unreachable scheduler, too

@@ -210,7 +210,7 @@ def run_all(
     fast: bool = False,
     force: bool = False,
     data_dir: str | None = None,
-    restore: Sequence[Run] = (),
+    committed: Sequence[Run] = (),
     scheduler: str | None = None,
     workers: int | None = None,
 ) -> None:
@@ -239,8 +239,8 @@ def run_all(
             f" in {_shown(reports_dir / 'html')} are what to hand in."
         )
     with dask_client(scheduler, workers or (2 if fast else 1)) as client:
-        if restore:  # after the scheduler answered
-            restore_committed(restore, output_dir)
+        if committed:  # after the scheduler answered
+            restore_committed(committed, output_dir)
         client.subscribe_topic(TOPIC, lambda event: print(event[1]))
         try:
             started = [f for run in runs if not run.summary if (f := start(run))]
