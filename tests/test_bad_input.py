@@ -9,6 +9,7 @@ or as a command, and check that no traceback reaches them.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import numpy as np
@@ -81,6 +82,8 @@ NOTEBOOK_CASES = [
     ("04_cnn_plus.ipynb", "label_smoothing", 0.7),
     ("04_cnn_plus.ipynb", "label_smoothing", -0.1),
     ("04_cnn_plus.ipynb", "augment", 1),
+    ("04_cnn_plus.ipynb", "flips", "sometimes"),
+    ("04_cnn_plus.ipynb", "bn_bias_lr", 0.5),
     ("05_comparison.ipynb", "seed", None),
     ("01_eda.ipynb", "output_dir", 42),
     ("06_published_recipes.ipynb", "recipe", "keras"),
@@ -101,6 +104,20 @@ def test_bad_notebook_parameter_is_named_in_one_line(notebook, name, value, plac
     message = one_line(str(error.value))
     assert message.startswith(f"Parameter {name}={fill(value, places)!r} ")
     assert "not allowed: " in message
+
+
+def test_bn_bias_learning_rate_on_keras_without_multioptimizer(places):
+    defaults, check = check_cell("04_cnn_plus.ipynb")
+    old_keras = SimpleNamespace(optimizers=SimpleNamespace(), __version__="3.10.0")
+    namespace = {"parameters": parameters, "data": data, "keras": old_keras}
+    exec(defaults, namespace)
+    namespace |= {"output_dir": places["out"], "bn_bias_lr": 64}
+    with pytest.raises(parameters.ParameterError) as error:
+        exec(check, namespace)
+    message = one_line(str(error.value))
+    assert message.startswith("Parameter bn_bias_lr=64 is not allowed: ")
+    assert "Keras 3.15 or later" in message
+    assert "3.10.0" in message
 
 
 # --- the data loader ----------------------------------------------------------------
