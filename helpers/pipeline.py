@@ -88,12 +88,12 @@ def replication_runs(fast: bool = False) -> tuple[Run, ...]:
     return (*runs, Run("07_replication", "07_replication.ipynb", summary=True))
 
 
-def ablation_runs(epochs: int = 10) -> tuple[Run, ...]:
+def ablation_runs() -> tuple[Run, ...]:
     """``make ablation``: 04 once per row of ``benchmarks/ablation.json`` (a change:
-    the parameters it sets), at ``epochs`` unless the row sets them."""
+    the parameters it sets, its epochs among them)."""
     runs = []
     for change, changed in json.loads(ABLATION_FILE.read_text()).items():
-        given = {"epochs": epochs, **changed, "ablation_row": change}
+        given = {**changed, "ablation_row": change}
         slug = re.sub(r"[^a-z0-9]+", "-", change.lower()).strip("-")
         name = f"ablation-{slug}-e{given['epochs']}"
         runs.append(
@@ -113,7 +113,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     add("--seeds", action="store_true", help="the main model runs at several seeds")
     add("--replicate", action="store_true", help="the published recipes")
     add("--ablation", action="store_true", help="04 with one change (validation)")
-    add("--epochs", type=int, default=10, help="the ablation's epochs (default 10)")
     add("--update-readme", action="store_true", help="the README tables, from runs")
     add("--output-dir", type=Path, help="default: artifacts/")
     add("--reports-dir", type=Path, help="default: reports/")
@@ -121,12 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     add("--scheduler", metavar="ADDRESS", help="a Dask scheduler (README: Scaling out)")
     add("--workers", type=int, metavar="N", help="local runs at once (1; --fast: 2)")
     args = parser.parse_args(argv)
-    for option, value in (("--workers", args.workers), ("--epochs", args.epochs)):
-        if value is not None and value < 1:
-            parser.exit(2, f"error: {option} {value}: give 1 or more\n")
+    if args.workers is not None and args.workers < 1:
+        parser.exit(2, f"error: --workers {args.workers}: give 1 or more\n")
     every = seed_runs(args.fast) if args.seeds else ()
     every += replication_runs(args.fast) if args.replicate else ()
-    every += ablation_runs(args.epochs) if args.ablation else ()
+    every += ablation_runs() if args.ablation else ()
     if args.list:
         print("\n".join(f"{r.name:24} notebooks/{r.notebook}" for r in every or RUNS))
         return 0

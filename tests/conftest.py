@@ -98,7 +98,7 @@ def tiny_dataset(isolated_search, monkeypatch):
     return write
 
 
-ABLATION_ROW = "ablation-no-label-smoothing-e10"  # the fast runs' one ablation row
+ABLATION_ROW = "ablation-no-label-smoothing-e4"  # the fast runs' one ablation row
 
 
 @pytest.fixture(scope="session")

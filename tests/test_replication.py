@@ -382,18 +382,20 @@ def test_the_main_command_restores_before_running_and_hands_no_kept_run_to_train
 
 
 def test_the_ablation_plan_names_each_row_by_its_change_and_epochs():
-    runs = pipeline.ablation_runs(epochs=4)
+    runs = pipeline.ablation_runs()
     rows = json.loads(pipeline.ABLATION_FILE.read_text())
     assert len({run.name for run in runs}) == len(rows) == len(runs)
     assert runs[1].name == "ablation-no-augmentation-e4"
     assert runs[1].parameters == {
+        "network": "residual",
+        "whiten": False,
         "epochs": 4,
         "stem": "strided",
         "augment": False,
         "ablation_row": "no augmentation",
         "name": "ablation-no-augmentation-e4",
     }
-    assert pipeline.ablation_runs(epochs=4)[5].name == "ablation-12-epochs-e12"
+    assert runs[5].name == "ablation-12-epochs-e12"
     assert all(run.kept == "ablation" for run in runs)
 
 
