@@ -65,8 +65,16 @@ class DatasetError(RuntimeError):
 
 
 def published() -> pd.DataFrame:
-    """Return ``published.csv`` by recipe: test accuracy, split, our run, source."""
-    return pd.read_csv(PUBLISHED_FILE, index_col="recipe", keep_default_na=False)
+    """Return ``published.csv`` by recipe: test accuracy, split, our run, source and
+    the recipe it is a reading of (``reading_of``, else itself); a reading's figure,
+    split and source are its recipe's, typed once."""
+    table = pd.read_csv(PUBLISHED_FILE, index_col="recipe", keep_default_na=False)
+    table["reading_of"] = table["reading_of"].where(
+        table["reading_of"] != "", table.index
+    )
+    inherited = ["published_accuracy", "own_split", "source"]
+    table[inherited] = table.loc[table["reading_of"], inherited].to_numpy()
+    return table.astype({"published_accuracy": float})
 
 
 def _bad(folder: Path, problem: str) -> DatasetError:
