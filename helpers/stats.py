@@ -56,24 +56,64 @@ def prediction_interval(values, level: float = 0.95) -> tuple[float, float]:
     return float(values.mean() - half), float(values.mean() + half)
 
 
-def replication_table(runs: pd.DataFrame, published: pd.Series) -> pd.DataFrame:
+def replication_table(runs: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
     """Return one row per recipe and split of the replication ``runs``, ordered as
-    ``published`` (recipe -> accuracy): that figure, the seeds' mean, sd, number and
-    :func:`prediction_interval`, and the figure's ``verdict``: ``consistent``
-    (inside it), ``above``, ``below``, or ``one seed``."""
+    ``published`` (:func:`helpers.data.published`): the figure, the recipe it reads
+    (``reading_of``), the seeds' mean, sd, number, :func:`prediction_interval`, the
+    figure's ``verdict`` (``consistent`` inside it, ``above``, ``below``, ``one
+    seed``), and ``p``: the two-sided p of the figure as one more run (the interval's
+    t; below 0.05 exactly outside it), with ``p_holm`` adjusted over the rows."""
     if runs.empty:
         return pd.DataFrame()
     order = {recipe: k for k, recipe in enumerate(published.index)}
     runs = runs.sort_values("recipe", key=lambda r: r.map(order), kind="stable")
     groups = runs.groupby(["recipe", "split"], sort=False)["test_accuracy"]
     table = groups.agg(["mean", "std", "count"]).reset_index()
-    table.insert(2, "published", table["recipe"].map(published))
+    table.insert(2, "published", table["recipe"].map(published["published_accuracy"]))
+    table.insert(3, "reading_of", table["recipe"].map(published["reading_of"]))
     bounds = groups.agg(prediction_interval).tolist()
     table["pi_low"], table["pi_high"] = zip(*bounds, strict=True)
     figure, low, high = table["published"], table["pi_low"], table["pi_high"]
     verdicts = [low.isna(), figure > high, figure < low]
     table["verdict"] = np.select(verdicts, ["one seed", "above", "below"], "consistent")
+    n = table["count"]
+    t = (figure - table["mean"]) / (table["std"] * np.sqrt(1 + 1 / n))
+    table["p"] = pd.Series(2 * stats.t.sf(np.abs(t), np.maximum(n - 1, 1))).where(n > 1)
+    table["p_holm"] = holm(table["p"])
     return table.rename(columns={"count": "seeds"})
+
+
+def replication_verdicts(table: pd.DataFrame) -> list[str]:
+    """Return one Markdown line per published figure of a :func:`replication_table`:
+    the readings (recipe and split) it is consistent with, those it lies outside
+    (with the Holm-adjusted p), and those with one seed, each with its numbers."""
+    lines = []
+    for system, rows in table.groupby("reading_of", sort=False):
+        several = rows["recipe"].duplicated(keep=False)  # one recipe on two splits
+        names = rows["recipe"].where(~several, rows["recipe"] + ", " + rows["split"])
+        said = {}
+        for name, row in zip(names, rows.itertuples(), strict=True):
+            numbers = f"{row.mean:.2%} over {row.seeds} seed" + "s" * (row.seeds > 1)
+            if row.verdict != "one seed":
+                numbers += f", interval {row.pi_low:.2%}–{row.pi_high:.2%}"
+            if row.verdict in ("above", "below"):
+                numbers += f", the figure {row.verdict} it: Holm p = {row.p_holm:.2g}"
+            kind = {"above": "outside", "below": "outside"}.get(
+                row.verdict, row.verdict
+            )
+            said.setdefault(kind, []).append(f"{name} ({numbers})")
+        parts = []
+        if fits := said.get("consistent"):
+            parts.append("**consistent** with " + " and ".join(fits))
+        if outside := said.get("outside"):
+            lead = "outside" if len(said) > 1 else "**outside every reading tried**"
+            parts.append(f"{lead}: " + "; ".join(outside))
+        if unjudged := said.get("one seed"):
+            parts.append("not judged yet (one seed): " + "; ".join(unjudged))
+        head = f"- **{system}**, published {rows['published'].iloc[0]:.2%}"
+        tried = f"{len(rows)} readings tried" if len(rows) > 1 else "one reading tried"
+        lines.append(f"{head}, {tried}: " + "; ".join(parts) + ".")
+    return lines
 
 
 def seed_spread(accuracies) -> str:

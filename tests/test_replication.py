@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import ABLATION_ROW, needs_real_data, run_python
@@ -70,7 +71,9 @@ def test_replication_table_gives_mean_spread_and_the_verdict_of_the_interval():
             "test_accuracy": [0.91, 0.88, 0.89, 0.90],
         }
     )
-    published = pd.Series({"a": 0.895, "b": 0.92})
+    published = pd.DataFrame(
+        {"published_accuracy": [0.895, 0.92], "reading_of": ["a", "b"]}, ["a", "b"]
+    )
     table = stats.replication_table(runs, published)
     assert list(table["recipe"]) == ["a", "b"]  # in the published table's order
     a, b = table.iloc[0], table.iloc[1]
@@ -78,7 +81,9 @@ def test_replication_table_gives_mean_spread_and_the_verdict_of_the_interval():
     assert a["std"] == pytest.approx(0.01)
     assert a["seeds"] == 3
     assert a["verdict"] == "consistent"
+    assert a["reading_of"] == "a"
     assert b["verdict"] == "one seed"  # no interval from one seed
+    assert np.isnan(b["p"])
     assert "min" not in table  # the range is no test
     assert stats.replication_table(pd.DataFrame(), published).empty
 
@@ -170,17 +175,18 @@ def test_replication_notebook_shows_every_recipe_and_exports_a_pdf(fast_replicat
     shown += [str(o.get("data", {}).get("text/plain", "")) for o in outputs]
     text = "\n".join(shown)  # the text outputs, not the figures' image data
     runs = artifacts.load_replication(fast_replication)
-    table = stats.replication_table(runs, data.published()["published_accuracy"])
-    for row in table.itertuples():
-        line = f"- {row.recipe} on the {row.split} split: our mean {row.mean:.2%} over"
-        assert f"{line} {row.seeds} seed(s)" in text, line
+    table = stats.replication_table(runs, data.published())
+    lines = stats.replication_verdicts(table)
+    assert len(lines) == data.published()["reading_of"].nunique()  # one per figure
+    for line in lines:
+        assert line in text, line
     assert runs.groupby(["recipe", "split"]).size().max() == 2  # keras-ann / tail
-    assert "cannot be judged yet: one seed gives no interval" in text
+    assert "not judged yet (one seed): torch-a-ann-plain (" in text
     assert "min–max" not in text  # the range is no verdict
     flops = f"{runs['train_flops'].sum():.2e} training FLOPs"
     assert f"{len(runs)} runs: {flops}," in text
-    assert "keras-ann: our stratified split gives a mean of " in text
-    assert "keras-cnn: our stratified" not in text  # keras-cnn ran on tail only
+    # keras-ann on ours has one seed here: no reading is compared with its recipe
+    assert "No reading has two seeds or more beside its recipe's yet." in text
     assert (fast_replication / "figures" / "replication_seeds.png").is_file()
     console = (fast_replication / "console.txt").read_text()
     assert re.search(r"07_replication: done in \d+ s", console)
@@ -316,20 +322,21 @@ def test_committed_runs_are_full_runs_of_the_plan_with_their_commit(group):
 def test_report_and_07_judge_the_committed_replication_runs_by_their_interval(fast_run):
     # the main run (fast mode too) restores the committed runs: no retraining
     table = stats.replication_table(
-        artifacts.load_replication(fast_run), data.published()["published_accuracy"]
+        artifacts.load_replication(fast_run), data.published()
     )
     committed = list((runner.KEPT_ROOT / "replication").glob("*.json"))
     assert table["seeds"].sum() == len(committed)
     nb = nbformat.read(fast_run / "notebooks" / "report.ipynb", 4)
-    text = "\n".join(str(o) for c in nb.cells for o in c.get("outputs", []))
-    assert "No replication runs yet" not in text
-    assert (
-        f"the {len(table)} published figures (recipe and split) against our 95%" in text
+    text = "\n".join(
+        str(o.get("data", {}).get("text/markdown", ""))
+        for c in nb.cells
+        for o in c.get("outputs", [])
     )
-    for row in table.itertuples():
-        assert f"| {row.recipe} " in text, row.recipe
-        interval = f"{row.pi_low:.4f}–{row.pi_high:.4f} | {row.verdict}"
-        assert interval in text or row.verdict == "one seed", row.recipe
+    assert "No replication runs yet" not in text
+    figures = table["reading_of"].nunique()
+    assert f"{figures} published figures, {len(table)} readings" in text
+    for line in stats.replication_verdicts(table):  # one line per figure
+        assert line in text, line
     assert (fast_run / "reports" / "07_replication.pdf").is_file()
 
 
