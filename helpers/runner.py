@@ -231,7 +231,9 @@ def run_all(
         if not force and is_done(run, tags[run.name], output_dir, reports_dir, fast):
             return None
         job = (run, tags[run.name], output_dir, reports_dir, fast, commit or "unknown")
-        return client.submit(_task, job, env, key=f"{run.name}-{secrets.token_hex(4)}")
+        key = f"{run.name}-{secrets.token_hex(4)}"
+        first = len(runs) - runs.index(run)  # in the plan's order (the longest last)
+        return client.submit(_task, job, env, key=key, priority=first)
 
     if any(not run.kept for run in runs) and not shutil.which("xelatex"):
         print(
