@@ -62,9 +62,12 @@ def replication_table(runs: pd.DataFrame, published: pd.DataFrame) -> pd.DataFra
     (``reading_of``), the seeds' mean, sd, number, :func:`prediction_interval`, the
     figure's ``verdict`` (``consistent`` inside it, ``above``, ``below``, ``one
     seed``), and ``p``: the two-sided p of the figure as one more run (the interval's
-    t; below 0.05 exactly outside it), with ``p_holm`` adjusted over the rows."""
+    t; below 0.05 exactly outside it), ``p_holm`` adjusted over the rows with two
+    seeds or more. A run of a recipe not in ``published``: ValueError."""
     if runs.empty:
         return pd.DataFrame()
+    if unknown := set(runs["recipe"]) - set(published.index):
+        raise ValueError(f"runs of recipes not in published.csv: {sorted(unknown)}")
     order = {recipe: k for k, recipe in enumerate(published.index)}
     runs = runs.sort_values("recipe", key=lambda r: r.map(order), kind="stable")
     groups = runs.groupby(["recipe", "split"], sort=False)["test_accuracy"]
@@ -79,34 +82,44 @@ def replication_table(runs: pd.DataFrame, published: pd.DataFrame) -> pd.DataFra
     n = table["count"]
     t = (figure - table["mean"]) / (table["std"] * np.sqrt(1 + 1 / n))
     table["p"] = pd.Series(2 * stats.t.sf(np.abs(t), np.maximum(n - 1, 1))).where(n > 1)
-    table["p_holm"] = holm(table["p"])
+    judged = n > 1  # one seed: no test, not counted
+    table["p_holm"] = np.nan
+    table.loc[judged, "p_holm"] = holm(table.loc[judged, "p"])
     return table.rename(columns={"count": "seeds"})
 
 
 def replication_verdicts(table: pd.DataFrame) -> list[str]:
     """Return one Markdown line per published figure of a :func:`replication_table`:
-    the readings (recipe and split) it is consistent with, those it lies outside
-    (with the Holm-adjusted p), and those with one seed, each with its numbers."""
+    the readings (recipe and split) it is consistent with, those it lies outside,
+    each with its p and whether that survives Holm's adjustment, and those with one
+    seed, each with its numbers."""
     lines = []
-    for system, rows in table.groupby("reading_of", sort=False):
+    for system, rows in table.groupby("reading_of", sort=False) if len(table) else ():
+        if rows["published"].nunique() > 1:
+            raise ValueError(f"the readings of {system} give different figures")
         several = rows["recipe"].duplicated(keep=False)  # one recipe on two splits
-        names = rows["recipe"].where(~several, rows["recipe"] + ", " + rows["split"])
+        on = rows["split"].map(
+            lambda s: " on our split" if s == "ours" else f" on the {s} split"
+        )
+        names = rows["recipe"] + on.where(several, "")
         said = {}
         for name, row in zip(names, rows.itertuples(), strict=True):
             numbers = f"{row.mean:.2%} over {row.seeds} seed" + "s" * (row.seeds > 1)
             if row.verdict != "one seed":
                 numbers += f", interval {row.pi_low:.2%}–{row.pi_high:.2%}"
-            if row.verdict in ("above", "below"):
-                numbers += f", the figure {row.verdict} it: Holm p = {row.p_holm:.2g}"
             kind = {"above": "outside", "below": "outside"}.get(
                 row.verdict, row.verdict
             )
+            if kind == "outside":
+                chance = "beyond" if row.p_holm < 0.05 else "within"
+                numbers += f"; the figure {row.verdict} it, p = {row.p:.2g}, {chance}"
+                numbers += f" chance after Holm (p = {row.p_holm:.2g})"
             said.setdefault(kind, []).append(f"{name} ({numbers})")
         parts = []
         if fits := said.get("consistent"):
             parts.append("**consistent** with " + " and ".join(fits))
         if outside := said.get("outside"):
-            lead = "outside" if len(said) > 1 else "**outside every reading tried**"
+            lead = "outside" if len(said) > 1 else "outside every reading tried"
             parts.append(f"{lead}: " + "; ".join(outside))
         if unjudged := said.get("one seed"):
             parts.append("not judged yet (one seed): " + "; ".join(unjudged))

@@ -60,30 +60,39 @@ def test_replication_verdict_judges_the_figure_against_the_prediction_interval()
             "test_accuracy": [0.88, 0.89, 0.90] * 3 + [0.9],
         }
     )
+    runs.loc[3:5, "test_accuracy"] += 0.05  # b, a reading of a: 0.93, 0.94, 0.95
     published = pd.DataFrame(
-        {"published_accuracy": [0.95, 0.93, 0.83, 0.9], "reading_of": list("aacd")},
+        {"published_accuracy": [0.95, 0.95, 0.83, 0.9], "reading_of": list("aacd")},
         index=list("abcd"),
     )
     table = stats.replication_table(runs, published)
     assert table["verdict"].tolist() == ["above", "consistent", "below", "one seed"]
     assert table["seeds"].tolist() == [3, 3, 3, 1]
+    assert table.loc[0, "pi_high"] == pytest.approx(0.89 + 0.0497, abs=1e-4)
     # the p of the figure as one more run: below 0.05 exactly outside the interval
     assert (table["p"][:3] < 0.05).tolist() == [True, False, True]
     t = (0.95 - 0.89) / (0.01 * np.sqrt(1 + 1 / 3))
     assert table.loc[0, "p"] == pytest.approx(2 * scipy_stats.t.sf(t, 2))
-    assert table["p_holm"].tolist() == pytest.approx(stats.holm(table["p"]).tolist())
+    # Holm over the three rows with seeds (d, one seed, is no test)
+    holm = stats.holm(table["p"][:3])
+    assert table["p_holm"][:3].tolist() == pytest.approx(holm.tolist())
+    assert np.isnan(table.loc[3, "p_holm"])
+    assert table.loc[0, "p"] < 0.05  # outside the interval ...
+    assert table.loc[0, "p_holm"] >= 0.05  # ... but within chance after Holm
     lines = stats.replication_verdicts(table)
     assert len(lines) == 3  # one per published figure: b is a reading of a
     assert lines[0].startswith("- **a**, published 95.00%, 2 readings tried:")
-    assert "**consistent** with b (89.00% over 3 seeds, interval " in lines[0]
-    assert (
-        "; outside: a (89.00% over 3 seeds, interval 84.03%–93.97%, the figure"
-        in lines[0]
-    )
-    assert f"above it: Holm p = {table.loc[0, 'p_holm']:.2g})" in lines[0]
-    assert "**outside every reading tried**: c (" in lines[1]
+    fits = "**consistent** with b (94.00% over 3 seeds, interval 89.03%–98.97%)"
+    assert fits in lines[0]
+    p, adjusted = table.loc[0, ["p", "p_holm"]]
+    outside = "; outside: a (89.00% over 3 seeds, interval 84.03%–93.97%; the figure"
+    assert f"{outside} above it, p = {p:.2g}, within chance after Holm" in lines[0]
+    assert lines[0].endswith(f"(p = {adjusted:.2g})).")
+    assert "outside every reading tried: c (" in lines[1]
     assert lines[2] == (
         "- **d**, published 90.00%, one reading tried: not judged yet (one seed):"
         " d (90.00% over 1 seed)."
     )
-    assert table.loc[0, "pi_high"] == pytest.approx(0.89 + 0.0497, abs=1e-4)
+    assert stats.replication_verdicts(pd.DataFrame()) == []
+    with pytest.raises(ValueError, match=r"not in published\.csv"):
+        stats.replication_table(runs.assign(recipe="z"), published)
