@@ -123,7 +123,7 @@ def test_05_and_07_write_the_readme_tables_from_the_runs_they_show(fast_run):
     assert "its recipe over seeds" in results.splitlines()[0]
     replication = (fast_run / "tables" / "replication.md").read_text()
     header = [cell.strip() for cell in replication.splitlines()[0].split("|")[1:-1]]
-    assert header[-2:] == ["95% prediction interval", "verdict"]
+    assert header[-3:] == ["95% prediction interval", "Holm p", "verdict"]
     recipes = {line.split("|")[1].strip() for line in replication.splitlines()[2:]}
     assert recipes == set(data.published().index)  # every committed recipe
 
@@ -181,7 +181,7 @@ def test_replication_notebook_shows_every_recipe_and_exports_a_pdf(fast_replicat
     for line in lines:
         assert line in text, line
     assert runs.groupby(["recipe", "split"]).size().max() == 2  # keras-ann / tail
-    assert "not judged yet (one seed): torch-a-ann-plain (" in text
+    assert "not judged yet (one seed): torch-a-ann (" in text  # one seed each here
     assert "min–max" not in text  # the range is no verdict
     flops = f"{runs['train_flops'].sum():.2e} training FLOPs"
     assert f"{len(runs)} runs: {flops}," in text
