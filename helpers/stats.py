@@ -88,47 +88,6 @@ def replication_table(runs: pd.DataFrame, published: pd.DataFrame) -> pd.DataFra
     return table.rename(columns={"count": "seeds"})
 
 
-def replication_verdicts(table: pd.DataFrame) -> list[str]:
-    """Return one Markdown line per published figure of a :func:`replication_table`:
-    the readings (recipe and split) it is consistent with, those it lies outside,
-    each with its p and whether that survives Holm's adjustment, and those with one
-    seed, each with its numbers."""
-    lines = []
-    for system, rows in table.groupby("reading_of", sort=False) if len(table) else ():
-        if rows["published"].nunique() > 1:
-            raise ValueError(f"the readings of {system} give different figures")
-        several = rows["recipe"].duplicated(keep=False)  # one recipe on two splits
-        on = rows["split"].map(
-            lambda s: " on our split" if s == "ours" else f" on the {s} split"
-        )
-        names = rows["recipe"] + on.where(several, "")
-        said = {}
-        for name, row in zip(names, rows.itertuples(), strict=True):
-            numbers = f"{row.mean:.2%} over {row.seeds} seed" + "s" * (row.seeds > 1)
-            if row.verdict != "one seed":
-                numbers += f", interval {row.pi_low:.2%}–{row.pi_high:.2%}"
-            kind = {"above": "outside", "below": "outside"}.get(
-                row.verdict, row.verdict
-            )
-            if kind == "outside":
-                chance = "beyond" if row.p_holm < 0.05 else "within"
-                numbers += f"; the figure {row.verdict} it, p = {row.p:.2g}, {chance}"
-                numbers += f" chance after Holm (p = {row.p_holm:.2g})"
-            said.setdefault(kind, []).append(f"{name} ({numbers})")
-        parts = []
-        if fits := said.get("consistent"):
-            parts.append("**consistent** with " + " and ".join(fits))
-        if outside := said.get("outside"):
-            lead = "outside" if len(said) > 1 else "outside every reading tried"
-            parts.append(f"{lead}: " + "; ".join(outside))
-        if unjudged := said.get("one seed"):
-            parts.append("not judged yet (one seed): " + "; ".join(unjudged))
-        head = f"- **{system}**, published {rows['published'].iloc[0]:.2%}"
-        tried = f"{len(rows)} readings tried" if len(rows) > 1 else "one reading tried"
-        lines.append(f"{head}, {tried}: " + "; ".join(parts) + ".")
-    return lines
-
-
 def seed_spread(accuracies) -> str:
     """Return a recipe's seed accuracies as prose: ``"93.27% ± 0.03% (seed mean ±
     sd, n = 3)"`` (sd with ddof 1; ``"± –"`` for one seed)."""

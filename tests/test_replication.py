@@ -176,8 +176,9 @@ def test_replication_notebook_shows_every_recipe_and_exports_a_pdf(fast_replicat
     text = "\n".join(shown)  # the text outputs, not the figures' image data
     runs = artifacts.load_replication(fast_replication)
     table = stats.replication_table(runs, data.published())
-    lines = stats.replication_verdicts(table)
-    assert len(lines) == data.published()["reading_of"].nunique()  # one per figure
+    written = fast_replication / "tables" / "replication_verdicts.md"
+    lines = written.read_text().splitlines()
+    assert_one_verdict_line_per_figure_from_the_table(lines, table)
     for line in lines:
         assert line in text, line
     assert runs.groupby(["recipe", "split"]).size().max() == 2  # keras-ann / tail
@@ -359,7 +360,10 @@ def test_report_and_07_judge_the_committed_replication_runs_by_their_interval(fa
     assert "No replication runs yet" not in text
     figures = table["reading_of"].nunique()
     assert f"{figures} published figures, {len(table)} readings" in text
-    for line in stats.replication_verdicts(table):  # one line per figure
+    lines = (fast_run / "tables" / "replication_verdicts.md").read_text().splitlines()
+    assert_one_verdict_line_per_figure_from_the_table(lines, table)
+    assert any("**consistent** with" in line for line in lines)  # committed runs
+    for line in lines:  # as 07 rendered them
         assert line in text, line
     assert (fast_run / "reports" / "07_replication.pdf").is_file()
 
@@ -453,3 +457,24 @@ def test_an_ablation_run_stops_before_the_test_split_and_a_fast_one_is_not_kept(
     assert not any("test-split" in c.metadata.get("tags", []) for c in executed.cells)
     after = {p: p.read_bytes() for p in (runner.KEPT_ROOT / "ablation").glob("*")}
     assert after == fast_runs["kept_ablation"]  # a fast row is a check, not a result
+
+
+def assert_one_verdict_line_per_figure_from_the_table(lines, table):
+    """07's lines: one per published figure, each reading's numbers and verdict."""
+    groups = list(table.groupby("reading_of", sort=False))
+    assert len(lines) == len(groups) == table["reading_of"].nunique()
+    for line, (figure, rows) in zip(lines, groups, strict=True):
+        assert line.startswith(
+            f"- **{figure}**, published {rows['published'].iloc[0]:.2%}"
+        )
+        for row in rows.itertuples():
+            assert f"{row.recipe}" in line
+            assert f"({row.mean:.2%} over {row.seeds} seed" in line, row.recipe
+            if row.verdict in ("above", "below"):
+                assert f"the figure {row.verdict} it, p = {row.p:.2g}" in line
+                chance = "beyond" if row.p_holm < 0.05 else "within"
+                assert f"{chance} chance after Holm (p = {row.p_holm:.2g})" in line
+            elif row.verdict == "consistent":
+                assert "**consistent** with" in line, row.recipe
+            else:
+                assert "not judged yet (one seed): " in line, row.recipe

@@ -79,20 +79,5 @@ def test_replication_verdict_judges_the_figure_against_the_prediction_interval()
     assert np.isnan(table.loc[3, "p_holm"])
     assert table.loc[0, "p"] < 0.05  # outside the interval ...
     assert table.loc[0, "p_holm"] >= 0.05  # ... but within chance after Holm
-    lines = stats.replication_verdicts(table)
-    assert len(lines) == 3  # one per published figure: b is a reading of a
-    assert lines[0].startswith("- **a**, published 95.00%, 2 readings tried:")
-    fits = "**consistent** with b (94.00% over 3 seeds, interval 89.03%–98.97%)"
-    assert fits in lines[0]
-    p, adjusted = table.loc[0, ["p", "p_holm"]]
-    outside = "; outside: a (89.00% over 3 seeds, interval 84.03%–93.97%; the figure"
-    assert f"{outside} above it, p = {p:.2g}, within chance after Holm" in lines[0]
-    assert lines[0].endswith(f"(p = {adjusted:.2g})).")
-    assert "outside every reading tried: c (" in lines[1]
-    assert lines[2] == (
-        "- **d**, published 90.00%, one reading tried: not judged yet (one seed):"
-        " d (90.00% over 1 seed)."
-    )
-    assert stats.replication_verdicts(pd.DataFrame()) == []
     with pytest.raises(ValueError, match=r"not in published\.csv"):
         stats.replication_table(runs.assign(recipe="z"), published)
