@@ -33,6 +33,7 @@ def fingerprint(run: Run, parameters: dict[str, Any], output_dir: Path) -> dict:
     cells = nbformat.read(NOTEBOOK_DIR / run.notebook, as_version=4).cells
     code = "\n\0".join(cell.source for cell in cells if cell.cell_type == "code")
     reads = [*output_dir.glob("*.json"), *(output_dir / "metrics").glob("*.json")]
+    reads += (output_dir / "tables").glob("*.md")  # 07's verdicts, read by the report
     digest = hashlib.sha256()
     for path in [*sorted(reads), data.PUBLISHED_FILE] if run.summary else []:
         digest.update(path.name.encode() + path.read_bytes())

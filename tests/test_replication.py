@@ -334,13 +334,17 @@ def stale_replication_runs() -> list[str]:
 
 
 @needs_real_data
-def test_07_names_the_stale_committed_replication_runs(fast_run):
+def test_07_and_the_report_name_the_stale_committed_replication_runs(fast_run):
     nb = nbformat.read(fast_run / "notebooks" / "07_replication.ipynb", 4)
     text = "\n".join(str(o) for c in nb.cells for o in c.get("outputs", []))
     stale = stale_replication_runs()  # none once `make replicate` has run
     said = f"{len(stale)} of them were made with older code of `06`"
     assert (said in text) is bool(stale)
     assert ("older code" in text) is bool(stale)
+    nb = nbformat.read(fast_run / "notebooks" / "report.ipynb", 4)
+    report = "\n".join(str(o) for c in nb.cells for o in c.get("outputs", []))
+    assert (f"{len(stale)} of the " in report) is bool(stale)
+    assert ("made with older code of `06`" in report) is bool(stale)
 
 
 @needs_real_data
