@@ -79,10 +79,11 @@ def replication_table(runs: pd.DataFrame, published: pd.DataFrame) -> pd.DataFra
     figure, low, high = table["published"], table["pi_low"], table["pi_high"]
     verdicts = [low.isna(), figure > high, figure < low]
     table["verdict"] = np.select(verdicts, ["one seed", "above", "below"], "consistent")
-    n = table["count"]
+    n, judged = table["count"], low.notna()  # one seed: no test, not counted
     t = (figure - table["mean"]) / (table["std"] * np.sqrt(1 + 1 / n))
-    table["p"] = pd.Series(2 * stats.t.sf(np.abs(t), np.maximum(n - 1, 1))).where(n > 1)
-    judged = n > 1  # one seed: no test, not counted
+    table["p"] = pd.Series(2 * stats.t.sf(np.abs(t), np.maximum(n - 1, 1))).where(
+        judged
+    )
     table["p_holm"] = np.nan
     table.loc[judged, "p_holm"] = holm(table.loc[judged, "p"])
     return table.rename(columns={"count": "seeds"})
