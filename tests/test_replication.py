@@ -314,23 +314,26 @@ def test_committed_runs_are_full_runs_of_the_plan_with_their_commit(group):
         assert copy["metrics"]["seed"] == run.parameters["seed"]
         assert re.fullmatch(r"[0-9a-f]{7,40}", copy["commit"]), path.name
         assert {"test_accuracy", "val_accuracy", "train_flops"} <= set(copy["metrics"])
-        given = {**run.parameters, "fast": False, "output_dir": "anywhere"}
-        expected = runner.fingerprint(run, given, Path("x"))
+        expected = kept_record(run)
         assert copy["record"]["parameters"] == expected["parameters"], path.name
         # made with the notebook's code as committed, or stale: shown as such (below)
         assert copy["record"]["inputs"] == expected["inputs"], path.name
 
 
+def kept_record(run) -> dict:
+    """The record a kept (full) run made with the committed notebook code carries."""
+    given = {**run.parameters, "fast": False, "output_dir": "anywhere"}
+    return runner.fingerprint(run, given, Path("x"))
+
+
 def stale_replication_runs() -> list[str]:
     """The committed replication runs made with older code of 06."""
     planned = {run.name: run for run in pipeline.replication_runs()}
-    stale = []
-    for path in sorted((runner.KEPT_ROOT / "replication").glob("*.json")):
-        run, record = planned[path.stem], artifacts.read_json(path)["record"]
-        given = {**run.parameters, "fast": False, "output_dir": "anywhere"}
-        if record != runner.fingerprint(run, given, Path("x")):
-            stale.append(path.stem)
-    return stale
+    return [
+        path.stem
+        for path in sorted((runner.KEPT_ROOT / "replication").glob("*.json"))
+        if artifacts.read_json(path)["record"] != kept_record(planned[path.stem])
+    ]
 
 
 @needs_real_data
