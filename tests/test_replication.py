@@ -478,9 +478,9 @@ def assert_one_verdict_line_per_figure_from_the_table(lines, table):
             assert f"{row.recipe}" in line
             assert f"({row.mean:.2%} over {row.seeds} seed" in line, row.recipe
             if row.verdict in ("above", "below"):
-                assert f"the figure {row.verdict} it, p = {row.p:.2g}" in line
+                assert f"the figure lies {row.verdict} it: p = {row.p:.2g}" in line
                 chance = "beyond" if row.p_holm < 0.05 else "within"
-                assert f"{chance} chance after Holm (p = {row.p_holm:.2g})" in line
+                assert f"Holm p = {row.p_holm:.2g}, {chance} chance" in line
             elif row.verdict == "consistent":
                 assert "**consistent** with" in line, row.recipe
             else:
