@@ -40,6 +40,7 @@ def test_published_table_is_one_cited_table_with_a_split_of_each_recipe():
             assert base.startswith("torch-"), recipe
             assert "-plain" not in recipe or base.startswith("torch-a-"), recipe
             assert "-valid" not in recipe or base == "torch-b-cnn", recipe  # padding
+    assert notebook.count("padding=padding") == 2  # -valid reaches both convolutions
     raw = pd.read_csv(data.PUBLISHED_FILE, keep_default_na=False)
     assert (raw["published_accuracy"] != "").sum() == published["reading_of"].nunique()
 
