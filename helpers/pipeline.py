@@ -19,6 +19,11 @@ from typing import Any
 from helpers import artifacts, data, exports, parameters, runner
 
 ABLATION_FILE = artifacts.PROJECT_ROOT / "benchmarks" / "ablation.json"  # the rows
+DEPLOYED = tuple(  # the models 08 exports, and the metrics it checks them against
+    f"{folder}/{run}.{suffix}"
+    for run in ("cnn-baseline", "cnn-plus")
+    for folder, suffix in (("models", "keras"), ("metrics", "json"))
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,8 @@ class Run:
     notebook: str
     parameters: dict[str, Any] = field(default_factory=dict)
     summary: bool = False  # reads the other runs' metrics: runs after them
+    reads: tuple[str, ...] = ()  # other runs' files it reads: runs after them, and
+    # reruns when one changes (paths in the output folder)
     hide_input: bool = False  # PDF without code (the report)
     kept: str = ""  # its group, committed in KEPT_ROOT / kept; else exported to PDF
     seeds: range = range(0)  # the seeds `make seeds` trains a model run at
@@ -41,6 +48,7 @@ RUNS = (
     Run("cnn-baseline", "03_cnn.ipynb", {"variant": "baseline"}, seeds=range(42, 47)),
     Run("cnn-dropout", "03_cnn.ipynb", {"variant": "dropout"}, seeds=range(42, 47)),
     Run("cnn-plus", "04_cnn_plus.ipynb", seeds=range(42, 45)),  # 10 min a seed
+    Run("08_deployment", "08_deployment.ipynb", reads=DEPLOYED),
     Run("05_comparison", "05_comparison.ipynb", summary=True),
     Run("07_replication", "07_replication.ipynb", summary=True),
     Run("report", "report.ipynb", summary=True, hide_input=True),

@@ -27,16 +27,21 @@ KEPT_ROOT = artifacts.KEPT_ROOT  # <group>/<run>.json: the committed runs
 
 def fingerprint(run: Run, parameters: dict[str, Any], output_dir: Path) -> dict:
     """What a finished run must match to be skipped: its notebook's code cells, its
-    parameters and, for a summary, the files it reads (``helpers/``: ``--force``)."""
+    parameters and the files it reads (a summary: every run's metrics; ``helpers/``:
+    ``--force``)."""
     import nbformat
 
     cells = nbformat.read(NOTEBOOK_DIR / run.notebook, as_version=4).cells
     code = "\n\0".join(cell.source for cell in cells if cell.cell_type == "code")
-    reads = [*output_dir.glob("*.json"), *(output_dir / "metrics").glob("*.json")]
-    reads += (output_dir / "tables").glob("*.md")  # 07's verdicts, read by the report
+    reads = [output_dir / name for name in run.reads]
+    if run.summary:
+        reads += [*output_dir.glob("*.json"), *(output_dir / "metrics").glob("*.json")]
+        reads += (output_dir / "tables").glob("*.md")  # 07's verdicts, for the report
+        reads = [*sorted(reads), data.PUBLISHED_FILE]
     digest = hashlib.sha256()
-    for path in [*sorted(reads), data.PUBLISHED_FILE] if run.summary else []:
-        digest.update(path.name.encode() + path.read_bytes())
+    for path in reads:
+        read = path.read_bytes() if path.is_file() else b"missing"
+        digest.update(path.name.encode() + read)
     return {
         "notebook": hashlib.sha256(code.encode()).hexdigest()[:16],
         "inputs": digest.hexdigest()[:16],
@@ -216,7 +221,7 @@ def run_all(
     workers: int | None = None,
 ) -> None:
     """Run ``runs`` not done yet, each a task on Dask distributed: the model runs,
-    then one by one the summaries, which read their metrics."""
+    then one by one those that read their files (08, the summaries)."""
     # Each task carries what its kernel needs: the folders (not as parameters: no
     # path shows in a notebook), the lock's permission, the client's thread settings.
     data_dir = data_dir or os.environ.get(data.ENV_VAR)
@@ -246,11 +251,12 @@ def run_all(
             restore_committed(committed, output_dir)
         client.subscribe_topic(TOPIC, lambda event: print(event[1]))
         try:
-            started = [f for run in runs if not run.summary if (f := start(run))]
+            after = [run for run in runs if run.summary or run.reads]
+            started = [f for run in runs if run not in after if (f := start(run))]
             for future in as_completed(started) if started else ():
                 future.result()  # a failed run stops the pipeline here
-            for run in [run for run in runs if run.summary]:
-                if future := start(run):  # after the metrics it reads
+            for run in after:
+                if future := start(run):  # after the files it reads
                     future.result()
         except RunFailed as err:
             raise SystemExit(str(err)) from None

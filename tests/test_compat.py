@@ -28,13 +28,14 @@ pytestmark = [
     pytest.mark.skipif(not AT_FLOOR, reason="runs in .venv-compat: make test-compat"),
 ]
 SAMPLES = sorted((artifacts.PROJECT_ROOT / "samples").glob("*.png"))
+DEPLOYMENT = "08_deployment"
 
 
 @pytest.fixture(scope="module")
 def floor_run(tmp_path_factory):
-    """The model notebooks in fast mode, run by the command line at the floor."""
+    """The model notebooks and 08 in fast mode, run by the command line at the floor."""
     output = tmp_path_factory.mktemp("floor-run")
-    command = ["-m", "helpers.pipeline", "--fast", "--only", *MODEL_RUNS]
+    command = ["-m", "helpers.pipeline", "--fast", "--only", *MODEL_RUNS, DEPLOYMENT]
     done = run_python(*command, "--output-dir", output, cwd=output, timeout=1200)
     assert done.returncode == 0, done.stdout + done.stderr
     return output
@@ -89,3 +90,53 @@ def test_models_saved_under_the_pins_load_or_name_both_kerases_in_one_line(tmp_p
         assert (done.returncode, done.stdout) == (2, "")
         (line,) = done.stderr.splitlines()
         assert line.startswith(f"error: {newer[0]}: saved by Keras "), line
+
+
+def litert_probabilities(path, x):
+    """Run a ``.tflite`` file on raw pixels ``x`` with ai_edge_litert, as a phone
+    app would (int8 in and out quantised by the file's own scales)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=2)
+    given = interpreter.get_input_details()[0]
+    interpreter.resize_tensor_input(given["index"], x.shape)
+    interpreter.allocate_tensors()
+    scale, zero = given["quantization"]
+    if given["dtype"] == np.int8:
+        x = np.round(x / scale + zero).astype(np.int8)
+    interpreter.set_tensor(given["index"], x)
+    interpreter.invoke()
+    taken = interpreter.get_output_details()[0]
+    y = interpreter.get_tensor(taken["index"])
+    scale, zero = taken["quantization"]
+    return (y.astype(np.float32) - zero) * scale if scale else y
+
+
+def test_08_exports_at_the_floor_by_the_saved_model_route(floor_run):
+    record = artifacts.read_json(floor_run / "deployment.json")
+    assert record["versions"]["keras"] == str(FLOOR["keras"])
+    assert record["versions"]["ai-edge-litert"] == str(FLOOR["ai-edge-litert"])
+    names = {row["file"] for row in record["files"]}
+    assert names == {
+        "cnn-baseline.tflite",
+        "cnn-baseline-int8.tflite",
+        "cnn-plus.tflite",
+        "cnn-plus-int8.tflite",
+        "cnn-plus-tta.tflite",
+    }
+    for row in record["files"]:
+        assert (floor_run / "models" / f"{row['file']}.json").is_file()
+        if row["precision"] == "float32":
+            assert row["largest_difference"] < 1e-4, row["file"]
+
+
+def test_tflite_files_made_under_the_pins_predict_the_same_at_the_floor():
+    fast = artifacts.default_output_dir(fast=True)
+    paths = sorted((fast / "models").glob("*.tflite"))
+    assert len(paths) == 5, "run make test first"
+    x = data.load_splits(fast=True).x_test[..., np.newaxis].astype("float32")
+    for path in paths:
+        pinned = np.load(fast / "predictions" / "litert" / f"{path.stem}.npy")
+        here = litert_probabilities(path, x)
+        step = 1 / 256 if path.stem.endswith("-int8") else 0  # one int8 step
+        np.testing.assert_allclose(here, pinned, atol=step + 1e-5, err_msg=path.name)
