@@ -90,6 +90,10 @@ NOTEBOOK_CASES = [
     ("06_published_recipes.ipynb", "split", "head"),
     ("06_published_recipes.ipynb", "seed", "1"),
     ("07_replication.ipynb", "fast", "no"),
+    ("08_deployment.ipynb", "timed_calls", 0),
+    ("08_deployment.ipynb", "threads", -1),
+    ("08_deployment.ipynb", "calibration_images", 2.5),
+    ("08_deployment.ipynb", "output_dir", "{empty}"),  # no trained models in it
 ]
 
 
