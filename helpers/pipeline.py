@@ -19,6 +19,7 @@ from typing import Any
 from helpers import artifacts, data, exports, parameters, runner
 
 ABLATION_FILE = artifacts.PROJECT_ROOT / "benchmarks" / "ablation.json"  # the rows
+VERDICTS = ("tables/replication_verdicts.md",)  # 07 writes them, the report quotes them
 DEPLOYED = tuple(  # the models 08 exports, and the metrics it checks them against
     f"{folder}/{run}.{suffix}"
     for run in ("cnn-baseline", "cnn-plus")
@@ -34,8 +35,8 @@ class Run:
     notebook: str
     parameters: dict[str, Any] = field(default_factory=dict)
     summary: bool = False  # reads the other runs' metrics: runs after them
-    reads: tuple[str, ...] = ()  # other runs' files it reads: runs after them, and
-    # reruns when one changes (paths in the output folder)
+    reads: tuple[str, ...] = ()  # other runs' files it reads (beyond a summary's
+    # metrics; paths in the output folder): runs after them, reruns when one changes
     hide_input: bool = False  # PDF without code (the report)
     kept: str = ""  # its group, committed in KEPT_ROOT / kept; else exported to PDF
     seeds: range = range(0)  # the seeds `make seeds` trains a model run at
@@ -51,7 +52,7 @@ RUNS = (
     Run("08_deployment", "08_deployment.ipynb", reads=DEPLOYED),
     Run("05_comparison", "05_comparison.ipynb", summary=True),
     Run("07_replication", "07_replication.ipynb", summary=True),
-    Run("report", "report.ipynb", summary=True, hide_input=True),
+    Run("report", "report.ipynb", summary=True, reads=VERDICTS, hide_input=True),
 )
 
 

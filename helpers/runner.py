@@ -36,7 +36,6 @@ def fingerprint(run: Run, parameters: dict[str, Any], output_dir: Path) -> dict:
     reads = [output_dir / name for name in run.reads]
     if run.summary:
         reads += [*output_dir.glob("*.json"), *(output_dir / "metrics").glob("*.json")]
-        reads += (output_dir / "tables").glob("*.md")  # 07's verdicts, for the report
         reads = [*sorted(reads), data.PUBLISHED_FILE]
     digest = hashlib.sha256()
     for path in reads:
